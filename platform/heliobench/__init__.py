@@ -1,0 +1,3 @@
+"""HelioBench: standardized, leakage-safe benchmarks for solar-physics deep learning."""
+
+__version__ = "0.1.0"

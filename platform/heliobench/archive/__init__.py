@@ -1,0 +1,1 @@
+"""Where observations come from and how they are read: sources, readers, the simulated archive."""

@@ -1,0 +1,217 @@
+"""Opening the containers an observation comes in: FITS (plain, tile-compressed or
+gzipped) and JPEG 2000 with an XML-boxed FITS header.
+
+:func:`open_image` reads only what the header needs (a RICE-compressed image is not
+decompressed, a JPEG 2000 codestream is not decoded); :attr:`ImageFile.decode` decodes
+the pixels when they are wanted. Every failure becomes a :class:`ReaderError` that
+names the file and says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
+
+from heliobench.archive.readers.formats import describe_start, detect_format
+from heliobench.errors import ReaderError
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One image as found in a file: its FITS keywords, shape and a way to decode its pixels."""
+
+    uri: str
+    file_format: str  # "fits", "fits.gz", "jp2"
+    header: dict[str, Any]  # FITS keyword -> value (COMMENT, HISTORY and unparsable cards left out)
+    shape: tuple[int, int]  # (ny, nx)
+    decode: Callable[[], np.ndarray]  # the pixels in native byte order, row 0 at the bottom (FITS convention)
+
+
+def open_image(raw: bytes, uri: str) -> ImageFile:
+    """The image held by ``raw``: a FITS, gzipped FITS or JPEG 2000 file."""
+    kind = detect_format(raw)
+    if kind == "fits":
+        return _open_fits(raw, uri, "fits")
+    if kind == "fits.gz":
+        return _open_fits(_gunzip(raw, uri), uri, "fits.gz")
+    if kind == "jp2":
+        return _open_jp2(raw, uri)
+    if kind == "empty":
+        raise ReaderError(uri, "empty file (0 bytes)")
+    if kind == "j2k":
+        raise ReaderError(uri, "a bare JPEG 2000 codestream without JP2 boxes: there is no FITS header to read")
+    if kind == "gzip":
+        raise ReaderError(uri, "a gzip file that does not hold FITS (or whose stream is corrupt)")
+    raise ReaderError(uri, f"not a FITS or JPEG 2000 file (content starts with {describe_start(raw)})")
+
+
+def _gunzip(raw: bytes, uri: str) -> bytes:
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise ReaderError(uri, f"gzip stream cannot be decompressed, the file is truncated or corrupt ({exc})") from None
+
+
+# --- FITS -----------------------------------------------------------------------------
+
+
+def _header_dict(header: fits.Header) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for card in header.cards:
+        key = card.keyword
+        if not key or key in ("COMMENT", "HISTORY") or key in out:
+            continue
+        try:
+            value = card.value
+        except VerifyError:
+            continue  # an unparsable card (e.g. SHARP's "R_VALUE = 'nan'") carries nothing we use
+        if not isinstance(value, fits.card.Undefined):
+            out[key] = value
+    return out
+
+
+def _image_shape(header: fits.Header) -> tuple[int, int] | None:
+    naxis = int(header.get("NAXIS", 0))
+    if naxis < 2:
+        return None
+    extra = [int(header.get(f"NAXIS{i}", 1)) for i in range(3, naxis + 1)]
+    if any(n != 1 for n in extra):
+        return None
+    return int(header["NAXIS2"]), int(header["NAXIS1"])
+
+
+def _describe_hdu(hdu: Any) -> str:
+    naxis = int(hdu.header.get("NAXIS", 0))
+    if not hdu.is_image:
+        return f"{type(hdu).__name__} (table)"
+    return f"{type(hdu).__name__} ({f'{naxis}-D image' if naxis else 'no data'})"
+
+
+def _open_fits(raw: bytes, uri: str, file_format: str) -> ImageFile:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with fits.open(io.BytesIO(raw)) as hdul:
+                for index, hdu in enumerate(hdul):
+                    if not hdu.is_image:
+                        continue
+                    shape = _image_shape(hdu.header)
+                    if shape is None:
+                        continue
+                    info = hdu.fileinfo()
+                    needed = info["datLoc"] + info["datSpan"]
+                    if len(raw) < needed:
+                        raise ReaderError(
+                            uri,
+                            f"truncated FITS file: {len(raw)} bytes, but HDU {index} "
+                            f"({shape[1]}x{shape[0]} image) needs {needed}",
+                        )
+                    header = _header_dict(hdu.header)
+                    return ImageFile(uri, file_format, header, shape, partial(_fits_data, raw, uri, index))
+                found = ", ".join(_describe_hdu(h) for h in hdul)
+                last = hdul[-1].fileinfo()
+                if raw[last["datLoc"] + last["datSpan"]:].strip(b"\0 "):
+                    raise ReaderError(
+                        uri, f"truncated or corrupt FITS file: bytes after HDU {len(hdul) - 1} do not form a complete header"
+                    )
+        except ReaderError:
+            raise
+        except Exception as exc:  # astropy signals a broken file with many exception types
+            raise ReaderError(uri, f"not a readable FITS file ({type(exc).__name__}: {exc})") from None
+    raise ReaderError(uri, f"FITS file without a 2-D image (HDUs: {found})")
+
+
+def _fits_data(raw: bytes, uri: str, index: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with fits.open(io.BytesIO(raw)) as hdul:
+                data = np.array(hdul[index].data)
+        except Exception as exc:  # decompression and scaling failures have many types
+            raise ReaderError(uri, f"image data cannot be decoded ({type(exc).__name__}: {exc})") from None
+    return data.reshape(data.shape[-2:]).astype(data.dtype.newbyteorder("="), copy=False)
+
+
+# --- JPEG 2000 ------------------------------------------------------------------------
+
+
+@contextmanager
+def _as_file(raw: bytes) -> Iterator[str]:
+    """``raw`` written to a temporary ``.jp2`` file (glymur reads from paths only)."""
+    with tempfile.NamedTemporaryFile(suffix=".jp2") as tmp:
+        tmp.write(raw)
+        tmp.flush()
+        yield tmp.name
+
+
+def _xml_value(text: str | None) -> Any:
+    value = (text or "").strip()
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _jp2_fits_header(boxes: list, uri: str) -> dict[str, Any]:
+    for box in boxes:
+        if box.box_id != "xml " or box.xml is None:
+            continue
+        root = box.xml.getroot()
+        element = root if root.tag == "fits" else root.find("fits")
+        if element is None:
+            continue
+        header: dict[str, Any] = {}
+        for child in element:
+            if isinstance(child.tag, str) and child.tag not in ("COMMENT", "HISTORY") and child.tag not in header:
+                header[child.tag] = _xml_value(child.text)
+        return header
+    raise ReaderError(uri, "JPEG 2000 file without an embedded FITS header (no XML box holding <fits>)")
+
+
+def _open_jp2(raw: bytes, uri: str) -> ImageFile:
+    import glymur
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with _as_file(raw) as path:
+                jp2 = glymur.Jp2k(path)
+                boxes, shape = list(jp2.box), tuple(jp2.shape)
+        except Exception as exc:  # glymur reports broken box structures with many types
+            raise ReaderError(uri, f"JPEG 2000 file cannot be parsed ({type(exc).__name__}: {exc})") from None
+    for box in boxes:
+        if box.length and box.offset + box.length > len(raw):
+            end = box.offset + box.length
+            raise ReaderError(uri, f"truncated JPEG 2000 file: {len(raw)} bytes, but its '{box.box_id}' box ends at byte {end}")
+    if len(shape) == 3 and shape[2] != 1:
+        raise ReaderError(uri, f"JPEG 2000 image with {shape[2]} colour components; expected one (a science image)")
+    header = _jp2_fits_header(boxes, uri)
+    return ImageFile(uri, "jp2", header, (int(shape[0]), int(shape[1])), partial(_jp2_data, raw, uri))
+
+
+def _jp2_data(raw: bytes, uri: str) -> np.ndarray:
+    import glymur
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with _as_file(raw) as path:
+                pixels = glymur.Jp2k(path)[:]
+        except Exception as exc:  # openjpeg decode failures have many types
+            raise ReaderError(uri, f"JPEG 2000 codestream cannot be decoded ({type(exc).__name__}: {exc})") from None
+    pixels = pixels.reshape(pixels.shape[:2])
+    return pixels[::-1]  # JPEG 2000 stores the top row first; FITS the bottom row

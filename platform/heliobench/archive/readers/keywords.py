@@ -1,0 +1,76 @@
+"""Typed access to FITS keywords as instruments actually write them.
+
+Values arrive as numbers, numeric strings (JPEG 2000 XML headers), hexadecimal strings
+(MDI's QUALITY) or placeholders such as ``'nan'``; these helpers turn them into clean
+Python values or ``None``, and raise :class:`ReaderError` where a keyword a reader
+cannot do without is missing or malformed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from astropy.time import Time
+
+from heliobench.errors import ReaderError
+
+Header = dict[str, Any]
+
+
+def text(header: Header, *keys: str) -> str | None:
+    """The first non-empty value among ``keys``, as a stripped string."""
+    for key in keys:
+        value = header.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def number(header: Header, *keys: str) -> float | None:
+    """The first finite numeric value among ``keys`` (numeric strings accepted)."""
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(result):
+            return result
+    return None
+
+
+def observation_time(header: Header, uri: str) -> datetime:
+    """``DATE-OBS`` (or ``DATE_OBS``, with ``TIME-OBS`` when the date has no time) in UTC."""
+    key = next((k for k in ("DATE-OBS", "DATE_OBS") if text(header, k)), None)
+    if key is None:
+        raise ReaderError(uri, "no DATE-OBS keyword (nor DATE_OBS): the observation time is unknown")
+    value = text(header, key) or ""
+    time_of_day = text(header, "TIME-OBS", "TIME_OBS")
+    stamp = f"{value}T{time_of_day}" if time_of_day and "T" not in value and ":" not in value else value
+    try:
+        return Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
+    except ValueError:
+        raise ReaderError(uri, f"{key}={value!r} is not a valid date and time") from None
+
+
+def quality_word(header: Header, uri: str) -> int:
+    """The ``QUALITY`` word (0 when absent); hexadecimal strings such as MDI's are accepted."""
+    value = header.get("QUALITY", 0)
+    try:
+        if isinstance(value, str):
+            return int(value.strip() or "0", 0)
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ReaderError(uri, f"QUALITY={value!r} is not an integer quality word") from None
+
+
+def processing_level(header: Header) -> str | None:
+    """The processing level (``LVL_NUM``, ``LEVEL`` or ``DATA_LEV``) as text: ``"1"``, ``"1.5"``."""
+    level = number(header, "LVL_NUM", "LEVEL", "DATA_LEV")
+    if level is not None:
+        return f"{level:g}"
+    return text(header, "LVL_NUM", "LEVEL", "DATA_LEV")

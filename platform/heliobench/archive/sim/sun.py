@@ -1,0 +1,365 @@
+"""The simulated Sun as a pure function of (seed, time).
+
+Active regions, coronal holes and filaments emerge on days; each day's population is drawn
+from a stream seeded by (seed, day index), so the Sun at time ``t`` depends only on the seed
+and the days within the longest lifetime before ``t`` -- never on where a simulation starts.
+Positions are Heliographic Stonyhurst (HGS) degrees; features rotate differentially (Howard
+et al. 1990, synodic) at their latitude. Times are MJD (UTC days).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import astropy.units as u
+import numpy as np
+from sunpy.sun.models import differential_rotation
+
+from heliobench.archive.sim import cycle
+from heliobench.archive.sim.streams import rng
+
+AR_MAX_LIFETIME_DAYS = 45.0
+CH_MAX_LIFETIME_DAYS = 100.0
+FILAMENT_MAX_LIFETIME_DAYS = 30.0
+
+#: Mount Wilson classes: share of regions and median sunspot area at maximum (MSH).
+MT_WILSON = {
+    "Alpha": (0.20, 30.0),
+    "Beta": (0.62, 70.0),
+    "Beta-Gamma": (0.12, 250.0),
+    "Beta-Gamma-Delta": (0.035, 500.0),
+    "Beta-Delta": (0.01, 350.0),
+    "Gamma": (0.005, 150.0),
+    "Delta": (0.005, 200.0),
+    "Gamma-Delta": (0.005, 400.0),
+}
+_CLASSES = tuple(MT_WILSON)
+_CLASS_SHARES = np.array([MT_WILSON[c][0] for c in _CLASSES]) / sum(v[0] for v in MT_WILSON.values())
+
+#: Sunspots smaller than this (MSH) are gone: the region is plage only.
+MIN_SPOT_AREA_MSH = 3.0
+#: 1 MSH (millionth of a solar hemisphere) in square degrees of heliographic arc.
+_MSH_DEG2 = 2.0 * math.pi * math.degrees(1.0) ** 2 * 1e-6
+#: Share of regions violating Hale's polarity law.
+_ANTI_HALE_SHARE = 0.04
+
+
+def spot_radius_deg(area_msh: float) -> float:
+    """Radius of a round spot of ``area_msh`` (degrees of heliographic arc)."""
+    return math.sqrt(max(area_msh, 0.0) * _MSH_DEG2 / math.pi)
+
+
+def synodic_rate_deg_per_day(lat_deg: np.ndarray) -> np.ndarray:
+    """Synodic differential rotation rate at each latitude (Howard et al. 1990)."""
+    rate = differential_rotation(1 * u.day, np.asarray(lat_deg, dtype=float) * u.deg, frame_time="synodic")
+    return rate.to_value(u.deg)
+
+
+def _wrap_deg(lon: np.ndarray | float) -> np.ndarray:
+    return (np.asarray(lon) + 180.0) % 360.0 - 180.0
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A sunspot of a region, in the region's frame: x along the axis (leading side +), y across."""
+
+    x_deg: float
+    y_deg: float
+    polarity: int  # +1 = the region's leading polarity
+    share: float  # share of the region's sunspot area
+
+
+@dataclass(frozen=True)
+class ActiveRegion:
+    """An active region from emergence to decay."""
+
+    noaa: int
+    emerged_mjd: float
+    lifetime_days: float
+    rise_days: float
+    lat_deg: float
+    lon_deg: float  # HGS longitude at emergence
+    tilt_deg: float  # axis angle from west towards north (Joy's law)
+    leading_polarity: int
+    mt_wilson: str
+    max_area_msh: float
+    half_separation_deg: float
+    spots: tuple[Spot, ...]
+    strand_phases: tuple[float, float, float]  # where the coronal loop strands lie (radians)
+
+    @property
+    def plage_sigma_deg(self) -> float:
+        """Width of the region's plage (facular field) around its polarities."""
+        return 0.5 * self.half_separation_deg + 1.0
+
+    @property
+    def semi_axes_deg(self) -> tuple[float, float]:
+        """Semi-axes (along, across the axis) of the ellipse the region's mask and events cover."""
+        across = max(abs(s.y_deg) for s in self.spots)
+        return self.half_separation_deg + 2.0 * self.plage_sigma_deg, across + 2.0 * self.plage_sigma_deg
+
+    def envelope(self, mjd: float) -> float:
+        """Development in [0, 1]: smooth emergence over ``rise_days``, then linear decay."""
+        age = mjd - self.emerged_mjd
+        if age < 0.0 or age >= self.lifetime_days:
+            return 0.0
+        if age < self.rise_days:
+            x = age / self.rise_days
+            return x * x * (3.0 - 2.0 * x)
+        return 1.0 - (age - self.rise_days) / (self.lifetime_days - self.rise_days)
+
+    def spot_area_msh(self, envelope: float) -> float:
+        """Sunspot area at a development stage: spots decay faster than plage, then vanish."""
+        area = self.max_area_msh * envelope**1.5
+        return area if area >= MIN_SPOT_AREA_MSH else 0.0
+
+
+@dataclass(frozen=True)
+class CoronalHole:
+    """A coronal hole: a star-shaped patch over weak unipolar field."""
+
+    track: int
+    emerged_mjd: float
+    lifetime_days: float
+    lat_deg: float
+    lon_deg: float  # HGS longitude at emergence (the harmonics' reference for polar holes)
+    radius_deg: float
+    harmonics: tuple[tuple[int, float, float], ...]  # (order, relative amplitude, phase rad)
+    polarity: int
+    polar: bool = False
+
+    def envelope(self, mjd: float) -> float:
+        """Size relative to ``radius_deg``: grows and shrinks over the lifetime."""
+        if self.polar:
+            return 1.0
+        age = mjd - self.emerged_mjd
+        if age < 0.0 or age >= self.lifetime_days:
+            return 0.0
+        return math.sqrt(math.sin(math.pi * age / self.lifetime_days))
+
+
+@dataclass(frozen=True)
+class Filament:
+    """A filament (dark in H-alpha): a thin, slightly curved band along a neutral line."""
+
+    emerged_mjd: float
+    lifetime_days: float
+    lat_deg: float
+    lon_deg: float
+    length_deg: float
+    width_deg: float
+    angle_deg: float  # orientation from west towards north
+    curvature_per_deg: float
+
+    def envelope(self, mjd: float) -> float:
+        """Visibility in [0, 1]: forms and fades over a day."""
+        age = mjd - self.emerged_mjd
+        if age < 0.0 or age >= self.lifetime_days:
+            return 0.0
+        return min(1.0, age, self.lifetime_days - age)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A feature where it is at one time: HGS position and development."""
+
+    feature: ActiveRegion | CoronalHole | Filament
+    lon_deg: float
+    lat_deg: float
+    envelope: float
+
+
+@dataclass(frozen=True)
+class SunState:
+    """Everything on the Sun at one time."""
+
+    mjd: float
+    active_regions: tuple[Placed, ...]
+    coronal_holes: tuple[Placed, ...]
+    filaments: tuple[Placed, ...]
+    north_pole_polarity: int
+    activity: float
+
+
+def _spot_layout(mt_wilson: str, d: float, area: float, rand: np.random.Generator) -> tuple[Spot, ...]:
+    """Spots of a region by Mt. Wilson class: delta = opposite umbrae in one penumbra,
+    gamma = polarities intermixed so that no single line separates them."""
+    side = 1.0 if rand.random() < 0.5 else -1.0
+    if mt_wilson.startswith("Gamma"):
+        n = int(rand.integers(4, 6))
+        xs = rand.uniform(-d, d, n)
+        ys = rand.uniform(-0.5 * d, 0.5 * d, n)
+        layout = [(float(x), float(y), 1 if i % 2 == 0 else -1, 1.0) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+    elif mt_wilson == "Alpha":
+        layout = [(0.3 * d, 0.0, 1, 1.0)]
+    elif mt_wilson == "Delta":
+        layout = [(0.2 * d, 0.0, 1, 0.6)]
+    else:
+        layout = [(d, 0.0, 1, 0.6), (-d, 0.0, -1, 0.4)]
+        if "Gamma" in mt_wilson:
+            layout.append((0.3 * d, side * 0.45 * d, -1, 0.15))
+        if mt_wilson == "Beta-Gamma-Delta":
+            layout.append((-0.2 * d, -side * 0.5 * d, 1, 0.1))
+    if "Delta" in mt_wilson:
+        x, y, pol, share = layout[0]
+        r = spot_radius_deg(share * area)
+        layout.append((x + 1.1 * r, y + 0.3 * r, -pol, 0.5 * share))
+    total = sum(s[3] for s in layout)
+    return tuple(Spot(x, y, p, s / total) for x, y, p, s in layout)
+
+
+@lru_cache(maxsize=256)
+def active_regions_emerging(seed: int, day: int) -> tuple[ActiveRegion, ...]:
+    """Active regions that emerge on ``day`` (MJD integer)."""
+    rand = rng(seed, "active_regions", day)
+    regions = []
+    for noaa in cycle.noaa_numbers(day):
+        emerged = day + float(rand.random())
+        cyc = cycle.choose_cycle(emerged, float(rand.random()))
+        hemisphere = 1 if rand.random() < 0.5 else -1
+        mean_lat = cyc.mean_latitude_deg(emerged)
+        lat = hemisphere * float(np.clip(abs(rand.normal(mean_lat, 0.25 * mean_lat + 2.0)), 2.0, 45.0))
+        lon = float(rand.uniform(-180.0, 180.0))
+        mt_wilson = _CLASSES[int(rand.choice(len(_CLASSES), p=_CLASS_SHARES))]
+        area = float(np.clip(MT_WILSON[mt_wilson][1] * math.exp(0.8 * rand.normal()), 5.0, 2500.0))
+        lifetime = float(np.clip((4.0 + area / 10.0) * math.exp(0.35 * rand.normal()), 2.0, AR_MAX_LIFETIME_DAYS))
+        tilt = -hemisphere * (0.5 * abs(lat) + 10.0 * float(rand.normal()))
+        leading = cyc.north_leading_polarity * hemisphere
+        if rand.random() < _ANTI_HALE_SHARE:
+            leading = -leading
+        half_sep = float(np.clip(1.5 + 2.5 * (area / 100.0) ** 0.45, 1.5, 9.0))
+        regions.append(
+            ActiveRegion(
+                noaa=noaa,
+                emerged_mjd=emerged,
+                lifetime_days=lifetime,
+                rise_days=float(np.clip(0.15 * lifetime, 0.5, 4.0)),
+                lat_deg=lat,
+                lon_deg=lon,
+                tilt_deg=tilt,
+                leading_polarity=leading,
+                mt_wilson=mt_wilson,
+                max_area_msh=area,
+                half_separation_deg=half_sep,
+                spots=_spot_layout(mt_wilson, half_sep, area, rand),
+                strand_phases=tuple(float(p) for p in rand.uniform(0.0, math.pi, 3)),
+            )
+        )
+    return tuple(regions)
+
+
+@lru_cache(maxsize=256)
+def coronal_holes_forming(seed: int, day: int) -> tuple[CoronalHole, ...]:
+    """Low-latitude coronal holes that form on ``day`` (MJD integer)."""
+    rand = rng(seed, "coronal_holes", day)
+    holes = []
+    for k in range(int(rand.poisson(0.05 + 0.04 * cycle.activity(day + 0.5)))):
+        hemisphere = 1 if rand.random() < 0.5 else -1
+        holes.append(
+            CoronalHole(
+                track=day * 10 + k,
+                emerged_mjd=day + float(rand.random()),
+                lifetime_days=float(rand.uniform(15.0, CH_MAX_LIFETIME_DAYS)),
+                lat_deg=hemisphere * float(rand.uniform(3.0, 38.0)),
+                lon_deg=float(rand.uniform(-180.0, 180.0)),
+                radius_deg=float(rand.uniform(4.0, 12.0)),
+                harmonics=tuple(
+                    (order, float(np.clip(rand.normal(0.0, 0.12), -0.25, 0.25)), float(rand.uniform(0, 2 * math.pi)))
+                    for order in (2, 3, 4)
+                ),
+                polarity=1 if rand.random() < 0.5 else -1,
+            )
+        )
+    return tuple(holes)
+
+
+@lru_cache(maxsize=8)
+def _polar_hole_shapes(seed: int) -> tuple[tuple[tuple[int, float, float], ...], ...]:
+    rand = rng(seed, "polar_holes")
+    return tuple(
+        tuple((order, float(rand.normal(0.0, 0.1)), float(rand.uniform(0, 2 * math.pi))) for order in (1, 2, 3, 5))
+        for _ in range(2)
+    )
+
+
+def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
+    """The polar coronal holes: large near minimum, almost gone near maximum (polar field reversal)."""
+    radius = 30.0 - 28.0 * cycle.activity(mjd)
+    north = cycle.north_pole_polarity(mjd)
+    # the boundary's pattern turns with the polar rotation rate since J2000
+    turn = float(synodic_rate_deg_per_day(np.array([75.0]))[0]) * (mjd - 51544.5)
+    return tuple(
+        CoronalHole(
+            track=i + 1,
+            emerged_mjd=mjd,
+            lifetime_days=1.0,
+            lat_deg=90.0 * sign,
+            lon_deg=float(_wrap_deg(turn)),
+            radius_deg=radius,
+            harmonics=shape,
+            polarity=north * sign,
+            polar=True,
+        )
+        for i, (sign, shape) in enumerate(zip((1, -1), _polar_hole_shapes(seed), strict=True))
+    )
+
+
+@lru_cache(maxsize=256)
+def filaments_forming(seed: int, day: int) -> tuple[Filament, ...]:
+    """Filaments that form on ``day`` (MJD integer)."""
+    rand = rng(seed, "filaments", day)
+    return tuple(
+        Filament(
+            emerged_mjd=day + float(rand.random()),
+            lifetime_days=float(rand.uniform(3.0, FILAMENT_MAX_LIFETIME_DAYS)),
+            lat_deg=(1 if rand.random() < 0.5 else -1) * float(rand.uniform(8.0, 60.0)),
+            lon_deg=float(rand.uniform(-180.0, 180.0)),
+            length_deg=float(rand.uniform(5.0, 25.0)),
+            width_deg=float(rand.uniform(0.2, 0.5)),
+            angle_deg=float(rand.uniform(-60.0, 60.0)),
+            curvature_per_deg=float(rand.normal(0.0, 0.02)),
+        )
+        for _ in range(int(rand.poisson(0.15 + 0.45 * cycle.activity(day + 0.5))))
+    )
+
+
+def _place(features: list, mjd: float) -> tuple[Placed, ...]:
+    """Rotate alive features to ``mjd`` (rigidly at their latitude's synodic rate)."""
+    alive = [(f, env) for f in features if (env := f.envelope(mjd)) > 0.0]
+    if not alive:
+        return ()
+    lats = np.array([f.lat_deg for f, _ in alive])
+    lons = np.array([f.lon_deg for f, _ in alive])
+    ages = np.array([0.0 if getattr(f, "polar", False) else mjd - f.emerged_mjd for f, _ in alive])
+    lons = _wrap_deg(lons + synodic_rate_deg_per_day(lats) * ages)
+    return tuple(Placed(f, float(lon), f.lat_deg, env) for (f, env), lon in zip(alive, lons, strict=True))
+
+
+class SunModel:
+    """The simulated Sun for one seed: ``state(mjd)`` is a pure function of (seed, time)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def _recent(self, source, mjd: float, max_lifetime_days: float) -> list:
+        today = math.floor(mjd)
+        return [f for day in range(today - math.ceil(max_lifetime_days), today + 1) for f in source(self.seed, day)]
+
+    def state(self, mjd: float) -> SunState:
+        """All features present at ``mjd`` (UTC), placed where they are then."""
+        cycle.check_supported(mjd, "simulated Sun")
+        regions = _place(self._recent(active_regions_emerging, mjd, AR_MAX_LIFETIME_DAYS), mjd)
+        holes = _place(
+            list(polar_holes(self.seed, mjd)) + self._recent(coronal_holes_forming, mjd, CH_MAX_LIFETIME_DAYS), mjd
+        )
+        filaments = _place(self._recent(filaments_forming, mjd, FILAMENT_MAX_LIFETIME_DAYS), mjd)
+        return SunState(
+            mjd=mjd,
+            active_regions=regions,
+            coronal_holes=holes,
+            filaments=filaments,
+            north_pole_polarity=cycle.north_pole_polarity(mjd),
+            activity=cycle.activity(mjd),
+        )

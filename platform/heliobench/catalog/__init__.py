@@ -1,0 +1,1 @@
+"""The observation table, pairing, split schemes, the leakage audit and manifests."""

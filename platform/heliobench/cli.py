@@ -1,0 +1,340 @@
+"""The ``heliobench`` command: one verb per stage of the data flow.
+
+Thin by design: it parses arguments, calls the package's public functions, and prints.
+Errors a user can cause are printed as one clear line (exit status 2), not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+import polars as pl
+
+from heliobench import __version__
+from heliobench.errors import HelioBenchError
+from heliobench.tracking.submission_format import SUBMISSION_FORMAT
+
+VERBS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def verb(name: str) -> Callable:
+    """Register a handler for ``heliobench NAME``."""
+
+    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        VERBS[name] = fn
+        return fn
+
+    return deco
+
+
+def _print_frames(frames: dict[str, pl.DataFrame]) -> None:
+    with pl.Config(tbl_rows=60, tbl_cols=12, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
+        for title, df in frames.items():
+            print(f"\n{title}:")
+            print(df if df.height else "  (none)")
+
+
+@verb("sim")
+def _sim(a: argparse.Namespace) -> int:
+    from heliobench.archive.sim import simulate_archive
+
+    s = simulate_archive(a.out, a.start, a.end, a.cadence, size=a.size, seed=a.seed, halpha_size=a.halpha_size, progress=not a.quiet)
+    print(json.dumps(s.__dict__ if hasattr(s, "__dict__") else s, indent=1, default=str))
+    return 0
+
+
+@verb("ingest")
+def _ingest(a: argparse.Namespace) -> int:
+    from heliobench.catalog.ingest import ingest
+
+    s = ingest(a.sources, a.catalog, download_dir=a.download_dir, progress=not a.quiet)
+    print(
+        f"ingest: {s.files_seen} files seen, {s.files_read} read ({s.unchanged} unchanged), "
+        f"{s.new_observations} observations, {s.new_labels} label files, {s.new_quarantined} quarantined "
+        f"in {s.seconds:.1f} s ({s.files_per_second:.1f} files/s)\n"
+        f"catalog {a.catalog}: {s.total_observations} observations, {s.total_labels} label files, "
+        f"{s.total_quarantined} in quarantine"
+    )
+    return 0
+
+
+@verb("catalog")
+def _catalog(a: argparse.Namespace) -> int:
+    from heliobench.catalog.summary import summarize
+    from heliobench.catalog.tables import load_catalog
+
+    frames = summarize(load_catalog(a.catalog))
+    if a.json:
+        print(json.dumps({k: v.to_dicts() for k, v in frames.items()}, indent=1, default=str))
+    else:
+        _print_frames(frames)
+    return 0
+
+
+@verb("split")
+def _split(a: argparse.Namespace) -> int:
+    from heliobench.catalog.audit import audit
+    from heliobench.catalog.splits import make_manifest, write_manifest
+    from heliobench.catalog.tables import load_catalog
+    from heliobench.specs import load_card
+    from heliobench.storage import join
+
+    card = load_card(a.card)
+    tables = load_catalog(a.catalog)
+    manifest, paired = make_manifest(tables, card, a.scheme)
+    out = a.out or join(a.catalog, f"manifest-{card.name}-{a.scheme}.parquet")
+    write_manifest(manifest, out)
+    report = audit(manifest, tables, card)
+    result = {
+        "manifest": out,
+        "content_hash": manifest.content_hash,
+        "samples": manifest.counts(),
+        "references": paired.references,
+        "unmatched_by_member": paired.unmatched_by_member,
+        "dropped_in_buffer": manifest.metadata["dropped_in_buffer"],
+        "outside_splits": manifest.metadata["outside_splits"],
+        "leakage_audit": report.summary(),
+    }
+    print(json.dumps(result, indent=1, default=str))
+    return 0 if report.clean or not a.fail_on_leak else 1
+
+
+@verb("shard")
+def _shard(a: argparse.Namespace) -> int:
+    from heliobench.shards import write_shards
+    from heliobench.specs import load_card
+
+    s = write_shards(a.manifest, load_card(a.card), a.out, size_px=a.size, splits=tuple(a.split), samples_per_shard=a.samples_per_shard, members=tuple(a.members) if a.members else None, progress=not a.quiet)
+    print(json.dumps(s.__dict__, indent=1))
+    return 0
+
+
+@verb("inspect")
+def _inspect(a: argparse.Namespace) -> int:
+    from heliobench.archive.readers import format_inspection, inspect_uri
+
+    info = inspect_uri(a.uri)
+    print(json.dumps(info, indent=1, default=str) if a.json else format_inspection(info))
+    return 0
+
+
+@verb("demo")
+def _demo(a: argparse.Namespace) -> int:
+    from heliobench.demo import run_demo
+
+    run_demo(a.workdir, start=a.start, end=a.end, cadence=a.cadence, size=a.size, seed=a.seed)
+    return 0
+
+
+def _bench(a: argparse.Namespace):
+    from heliobench.specs import load_benchmark
+
+    spec = load_benchmark(a.benchmark)
+    return spec.with_overrides(a.set) if getattr(a, "set", None) else spec
+
+
+def _shards(a: argparse.Namespace, spec) -> str:
+    from heliobench.engine.data import default_shards
+
+    return a.shards or default_shards(spec)
+
+
+@verb("train")
+def _train(a: argparse.Namespace) -> int:
+    from heliobench.engine.train import train
+
+    spec = _bench(a)
+    if a.epochs:
+        spec = spec.with_overrides([f"training.epochs={a.epochs}"])
+    r = train(spec, _shards(a, spec), workers=a.workers, use_gpu=a.gpu, tracking_uri=a.tracking_uri, storage=a.storage,
+              run_name=a.run_name, resume=a.resume)
+    val = {k: round(v, 4) for k, v in r.metrics.items() if k.startswith("val_") or k in ("train_loss", "worker_hours")}
+    print(json.dumps({"run_id": r.run_id, "run_name": r.run_name, "seconds": round(r.seconds, 1), "metrics": val}, indent=1))
+    return 0
+
+
+@verb("evaluate")
+def _evaluate(a: argparse.Namespace) -> int:
+    from heliobench.engine.evaluate import evaluate
+
+    spec = _bench(a)
+    metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
+    print(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
+    return 0
+
+
+@verb("predict")
+def _predict(a: argparse.Namespace) -> int:
+    from heliobench.engine.predict import predict_files
+
+    records = predict_files(_bench(a), a.run, a.inputs, a.out, tracking_uri=a.tracking_uri)
+    for r in records:
+        print(f"{r['input']}: mask {r['mask_png']}, {r['mask_fits']}, overlay {r['overlay']} ({100 * r['fraction']:.1f}% of pixels)")
+    return 0
+
+
+@verb("tune")
+def _tune(a: argparse.Namespace) -> int:
+    from heliobench.engine.tune import tune_benchmark
+    from heliobench.specs import load_search_space
+
+    spec = _bench(a)
+    s = tune_benchmark(spec, load_search_space(a.space or spec.name), _shards(a, spec), num_samples=a.num_samples,
+                       scheduler=a.scheduler, resume=a.resume, tracking_uri=a.tracking_uri, storage=a.storage, name=a.name)
+    print(json.dumps(s.__dict__, indent=1, default=str))
+    return 0
+
+
+@verb("leaderboard")
+def _leaderboard(a: argparse.Namespace) -> int:
+    from heliobench.specs import load_benchmark, project_root
+    from heliobench.tracking.html import write_leaderboard_html
+    from heliobench.tracking.leaderboard import LeaderboardTable, format_leaderboard, rank
+
+    table = LeaderboardTable()
+    names = [a.benchmark] if a.benchmark else sorted(p.stem for p in (project_root() / "benchmarks").glob("*.yaml"))
+    specs = [load_benchmark(n) for n in names]
+    if a.html:
+        print(f"leaderboard page: {write_leaderboard_html(table, specs, a.html)}")
+        return 0
+    for spec in specs:
+        if a.format == "table":
+            print(f"\n{spec.name} — {spec.title} (primary: {spec.primary_metric}, {spec.direction})")
+        print(format_leaderboard(rank(table, spec), a.format))
+    return 0
+
+
+@verb("submit")
+def _submit(a: argparse.Namespace) -> int:
+    from heliobench.engine.submit import submit
+
+    entry = submit(_bench(a), a.predictions, a.name, _shards(a, _bench(a)), tracking_uri=a.tracking_uri)
+    print(json.dumps({"entry": entry.entry_id, "model": entry.model, "metrics": entry.metrics}, indent=1, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb (each with its own ``--help``)."""
+    p = argparse.ArgumentParser(prog="heliobench", description="HelioBench: solar-physics deep-learning benchmarks on Ray and MLflow.")
+    p.add_argument("--version", action="version", version=f"heliobench {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray on 127.0.0.1)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("sim", parents=[common], help="write a simulated SDO/AIA, SDO/HMI and Kanzelhöhe H-alpha archive with labels",
+                       description="Simulate an archive format-identical to JSOC exports (AIA level 1, hmi.M_720s) and Kanzelhöhe H-alpha, with coronal-hole/active-region masks, HEK events, NOAA SRS files and H-alpha quality labels. Deterministic by seed; parallel on Ray.")
+    s.add_argument("out", help="output folder or s3:// prefix")
+    s.add_argument("--start", default="2011-01-01", help="first time step (UTC, default 2011-01-01)")
+    s.add_argument("--end", default="2017-12-31", help="last day (UTC, inclusive, default 2017-12-31)")
+    s.add_argument("--cadence", default="6h", help="time between steps, e.g. 12min, 6h, 7d (default 6h)")
+    s.add_argument("--size", type=int, default=512, help="AIA/HMI image size in pixels (default 512; real data is 4096)")
+    s.add_argument("--halpha-size", type=int, default=None, help="H-alpha image size in pixels (default: --size)")
+    s.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same Sun (default 0)")
+
+    s = sub.add_parser("ingest", parents=[common], help="catalogue archive files (folders, s3:// prefixes, JSOC queries) into parquet",
+                       description="Read every file's header in parallel with Ray Data into CATALOG/catalog.parquet (observations), labels.parquet (label files) and quarantine.parquet (unreadable files with the reason). Incremental: unchanged files are not read again.")
+    s.add_argument("sources", nargs="+", metavar="SOURCE", help="a local path, s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL), or jsoc:SERIES[RECORDSET]")
+    s.add_argument("--catalog", required=True, help="catalog folder (local or s3://) to create or update")
+    s.add_argument("--download-dir", help="where JSOC exports are downloaded (needed for jsoc: sources)")
+
+    s = sub.add_parser("catalog", parents=[common], help="summarise a catalog: counts per instrument, channel, year; labels; quarantine")
+    s.add_argument("catalog", help="catalog folder written by `heliobench ingest`")
+    s.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    s = sub.add_parser("split", parents=[common], help="pair observations and freeze a temporal split manifest, with a leakage audit",
+                       description="Pair the card's members in time, assign samples to train/val/test by the named split scheme, write a frozen manifest (parquet) and print its content hash and a leakage audit (observations, HEK tracks and NOAA regions in two splits).")
+    s.add_argument("card", help="dataset card: a name in datasets/ (e.g. sdo_sim) or a path inside it")
+    s.add_argument("--catalog", required=True, help="catalog folder")
+    s.add_argument("--scheme", default="park2019", help="split scheme of the card (default park2019; strict adds a Carrington-rotation buffer)")
+    s.add_argument("--out", help="manifest path (default CATALOG/manifest-CARD-SCHEME.parquet)")
+    s.add_argument("--fail-on-leak", action="store_true", help="exit with status 1 when the audit finds a leak")
+
+    s = sub.add_parser("shard", parents=[common], help="preprocess a manifest's samples into model-ready shards (resumable)",
+                       description="Read, preprocess (versioned steps, recorded with their hash) and register every sample of a manifest, writing parquet tensor shards per split with Ray Data. Rerunning writes only missing shards.")
+    s.add_argument("manifest", help="manifest written by `heliobench split`")
+    s.add_argument("--card", required=True, help="the manifest's dataset card")
+    s.add_argument("--out", required=True, help="shard folder (local or s3://)")
+    s.add_argument("--size", type=int, default=256, help="output resolution in pixels (default 256)")
+    s.add_argument("--split", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"], help="splits to shard (default all)")
+    s.add_argument("--samples-per-shard", type=int, default=32, help="samples per shard file (default 32)")
+    s.add_argument("--members", nargs="+", metavar="KEY", help="only these member keys of the card (default all)")
+
+    s = sub.add_parser("inspect", parents=[common], help="show what HelioBench's readers understand of a file")
+    s.add_argument("uri", help="a FITS, .fts.gz, JP2, SRS, HEK JSON or SCSS label file (local or s3://)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    eng = argparse.ArgumentParser(add_help=False)
+    eng.add_argument("benchmark", help="benchmark spec: a name in benchmarks/ (e.g. ch_segmentation) or a path inside it")
+    eng.add_argument("--shards", help="shard folder (default WORKSPACE/shards/DATASET-SCHEME-RESOLUTION)")
+    eng.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite in the workspace $HELIOBENCH_WORKSPACE)")
+
+    s = sub.add_parser("train", parents=[common, eng], help="train a benchmark's reference model on Ray Train, tracked in MLflow",
+                       description="Train with Ray Train's TorchTrainer: train split streamed from the shards with Ray Data and split across workers, a checkpoint every epoch, retries from the last checkpoint on failure. Logs parameters, per-epoch metrics, provenance hashes, the model (safetensors) and a validation figure to MLflow.")
+    s.add_argument("--workers", type=int, help="training workers (default: the spec's training.workers)")
+    s.add_argument("--gpu", action="store_true", help="one GPU per worker (mixed precision is up to the task)")
+    s.add_argument("--epochs", type=int, help="epochs (shortcut for --set training.epochs=E)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec value, e.g. training.lr=3e-4 or model.params.base_filters=16 (repeatable)")
+    s.add_argument("--storage", help="checkpoint storage: folder or s3://bucket/prefix (default WORKSPACE/ray_results)")
+    s.add_argument("--run-name", help="run name (default BENCH-MODEL-sSEED-TIME); with --resume, the run to continue")
+    s.add_argument("--resume", action="store_true", help="continue the run named by --run-name from its latest checkpoint")
+
+    s = sub.add_parser("evaluate", parents=[common, eng], help="score a run's model on the frozen test split and add it to the leaderboard")
+    s.add_argument("--run", required=True, help="MLflow run id of a training run")
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+
+    s = sub.add_parser("predict", parents=[common, eng], help="run a trained model on your files (FITS, JP2, PNG)")
+    s.add_argument("--run", required=True, help="MLflow run id whose model to use")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (local or s3://)")
+    s.add_argument("--out", required=True, help="output folder for masks (PNG, FITS) and overlays")
+
+    s = sub.add_parser("tune", parents=[common, eng], help="hyperparameter search with Ray Tune (ASHA), trials as MLflow child runs")
+    s.add_argument("--space", help="search space YAML in tune_spaces/ (default: the benchmark's name)")
+    s.add_argument("--num-samples", type=int, help="trials to sample (default: the space's num_samples)")
+    s.add_argument("--scheduler", choices=["asha", "fifo"], default="asha", help="trial scheduler (default asha)")
+    s.add_argument("--resume", action="store_true", help="resume the interrupted search named by --name")
+    s.add_argument("--name", help="search name (default tune-BENCH)")
+    s.add_argument("--storage", help="trial storage: folder or s3://bucket/prefix (default WORKSPACE/ray_results)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides of the spec for every trial")
+
+    s = sub.add_parser("leaderboard", parents=[common], help="rank models per benchmark (table, JSON, CSV or an HTML page)")
+    s.add_argument("benchmark", nargs="?", help="one benchmark (default: all)")
+    s.add_argument("--split", default="test", choices=["test"], help="the split ranked (only the frozen test split is ranked)")
+    s.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default table)")
+    s.add_argument("--html", metavar="DIR", help="write a static page for all benchmarks with plots into DIR")
+
+    s = sub.add_parser("submit", parents=[common, eng], help="score an outside model's test predictions and record them on the leaderboard",
+                       description=SUBMISSION_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--predictions", required=True, help="the .npz file described above")
+    s.add_argument("--name", required=True, help="model name shown on the leaderboard")
+
+    s = sub.add_parser("demo", parents=[common], help="run the whole pipeline on a small simulated archive",
+                       description="sim → ingest → split (park2019, strict) → audit → shard, on a small archive under WORKDIR, printing a summary.")
+    s.add_argument("--workdir", default="work/demo", help="working folder (default work/demo)")
+    s.add_argument("--start", default="2011-01-01", help="archive start (default 2011-01-01)")
+    s.add_argument("--end", default="2017-12-31", help="archive end (default 2017-12-31)")
+    s.add_argument("--cadence", default="7d", help="archive cadence (default 7d)")
+    s.add_argument("--size", type=int, default=256, help="image size (default 256)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``heliobench`` command."""
+    args = build_parser().parse_args(argv)
+    if args.address:
+        os.environ["RAY_ADDRESS"] = args.address
+    try:
+        return VERBS[args.verb](args)
+    except HelioBenchError as exc:
+        print(f"heliobench {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

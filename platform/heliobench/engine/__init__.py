@@ -1,0 +1,1 @@
+"""The generic training engine: one epoch loop for Ray Train and Ray Tune, checkpoints, evaluation."""

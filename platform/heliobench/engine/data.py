@@ -1,0 +1,74 @@
+"""Shard sets for training: the index written by ``heliobench shard``, and readers of it.
+
+Training reads the train and val splits only; the test split's shards are opened by
+evaluation alone (:func:`split_uris` refuses ``test`` unless asked by the evaluator).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from heliobench.errors import HelioBenchError
+from heliobench.specs import BenchmarkSpec
+from heliobench.storage import join, read_bytes
+
+
+def read_index(shards: str) -> dict:
+    """The ``index.json`` of a shard folder."""
+    try:
+        return json.loads(read_bytes(join(shards, "index.json")))
+    except FileNotFoundError:
+        raise HelioBenchError(f"{shards}: no shard index (run `heliobench shard ... --out {shards}`)") from None
+
+
+def check_compatible(index: dict, spec: BenchmarkSpec, shards: str) -> None:
+    """Shards must hold the benchmark's members, at its resolution, from its card and scheme."""
+    members = {m["key"] for m in index["members"]}
+    missing = [k for k in spec.inputs + spec.targets if k not in members]
+    problems = []
+    if missing:
+        problems.append(f"no member(s) {', '.join(missing)}")
+    if index["size_px"] != spec.resolution_px:
+        problems.append(f"resolution {index['size_px']} px, benchmark needs {spec.resolution_px}")
+    if index["card"] != spec.dataset or index["scheme"] != spec.split_scheme:
+        problems.append(f"card/scheme {index['card']}/{index['scheme']}, benchmark needs {spec.dataset}/{spec.split_scheme}")
+    if problems:
+        raise HelioBenchError(f"{shards}: shards do not fit benchmark {spec.name}: {'; '.join(problems)}")
+
+
+def split_uris(index: dict, split: str, allow_test: bool = False) -> list[str]:
+    """The shard URIs of one split (``test`` only for the evaluator)."""
+    if split == "test" and not allow_test:
+        raise HelioBenchError("training code may not read the test split")
+    return [s["uri"] for s in index["shards"] if s["split"] == split]
+
+
+def read_shards(uris: list[str], columns: list[str]) -> dict[str, np.ndarray]:
+    """Read shard files into one dict of numpy arrays (column → stacked values)."""
+    parts: dict[str, list] = {c: [] for c in columns}
+    for uri in uris:
+        table = pq.read_table(io.BytesIO(read_bytes(uri)), columns=columns)
+        for c in columns:
+            col = table.column(c)
+            parts[c].append(col.combine_chunks().to_numpy() if hasattr(col.type, "shape") else np.asarray(col.to_pylist()))
+    return {c: np.concatenate(v) if v else np.empty(0) for c, v in parts.items()}
+
+
+def iter_batches(data: dict[str, np.ndarray], batch_size: int, seed: int | None = None):
+    """Batches of ``data`` (shuffled by ``seed`` when given)."""
+    n = len(next(iter(data.values())))
+    order = np.random.default_rng(seed).permutation(n) if seed is not None else np.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        yield {k: v[idx] for k, v in data.items()}
+
+
+def default_shards(spec: BenchmarkSpec) -> str:
+    """Where ``heliobench shard`` puts a benchmark's shards unless told otherwise."""
+    from heliobench.tracking.runs import workspace
+
+    return str(workspace() / "shards" / f"{spec.dataset}-{spec.split_scheme}-{spec.resolution_px}")

@@ -1,0 +1,111 @@
+"""The epoch loop shared by Ray Train workers and Ray Tune trials.
+
+The loop is a plain function of a :class:`LoopContext`, which says where batches come
+from and how progress is reported; :mod:`heliobench.engine.train` runs it on Ray Train
+workers (data streamed with Ray Data, DDP across workers) and
+:mod:`heliobench.engine.tune` in Ray Tune trials.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from heliobench.engine.checkpoints import load_checkpoint, save_checkpoint
+from heliobench.specs import BenchmarkSpec
+from heliobench.tasks import get_task
+
+
+class LoopContext(ABC):
+    """Where a training loop gets data and sends progress."""
+
+    rank: int = 0
+
+    @abstractmethod
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """This worker's training batches for one epoch."""
+
+    @abstractmethod
+    def val_batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+        """All validation batches (rank 0 evaluates)."""
+
+    @abstractmethod
+    def restore_dir(self):
+        """A context manager yielding the latest checkpoint folder, or None."""
+
+    @abstractmethod
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        """Report an epoch's metrics, with a checkpoint from rank 0."""
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Wrap the model for distributed training (identity for one process)."""
+        return model
+
+    def log_epoch(self, metrics: dict[str, float], step: int) -> None:
+        """Log metrics to tracking (rank 0)."""
+
+
+def validate(spec: BenchmarkSpec, model: torch.nn.Module, ctx: LoopContext) -> dict[str, float]:
+    """Validation loss and the benchmark's metrics (without bootstrap intervals)."""
+    task = get_task(spec.task)
+    acc = task.accumulator(spec, n_boot=0)
+    losses = []
+    for batch in ctx.val_batches(spec.training.batch_size):
+        x, y = task.inputs(spec, batch), task.targets(spec, batch)
+        pred = task.predict(model, x)
+        losses.append(task.loss(pred, y) * len(x))
+        acc.update(pred.numpy(), y.numpy())
+    out = {f"val_{k}": v for k, v in acc.compute().items() if not k.endswith(("_ci_low", "_ci_high"))}
+    n = out.pop("val_n_images", None)
+    out["val_loss"] = float(np.sum(losses) / n) if n else float("nan")
+    return out
+
+
+def fit(config: dict, ctx: LoopContext) -> None:
+    """Train ``config['spec']`` for ``training.epochs`` epochs, resuming from a checkpoint."""
+    spec = BenchmarkSpec.model_validate(config["spec"])
+    task = get_task(spec.task)
+    seed = spec.training.seed
+    torch.manual_seed(seed)
+    model = task.build_model(spec)
+    model = ctx.prepare(model)
+    optimizer = task.optimizer(spec, model)
+    history: list[dict] = []
+    start = 0
+    with ctx.restore_dir() as folder:
+        if folder is not None:
+            state = load_checkpoint(Path(folder), model, optimizer)
+            start, history = state["epoch"] + 1, state["history"]
+    for epoch in range(start, spec.training.epochs):
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch * 101 + ctx.rank)
+        t0 = time.perf_counter()
+        wait = 0.0
+        losses = []
+        tick = time.perf_counter()
+        for batch in ctx.train_batches(epoch, spec.training.batch_size, seed * 1000 + epoch):
+            wait += time.perf_counter() - tick
+            x, y = task.inputs(spec, batch), task.targets(spec, batch)
+            losses.append(task.train_step(spec, model, optimizer, x, y, generator)["loss"])
+            tick = time.perf_counter()
+        epoch_s = time.perf_counter() - t0
+        metrics = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "epoch_seconds": epoch_s,
+            "data_wait_fraction": wait / epoch_s if epoch_s > 0 else 0.0,
+        }
+        if ctx.rank == 0:
+            metrics |= validate(spec, model, ctx)
+            history.append(metrics)
+            ctx.log_epoch(metrics, epoch)
+            with tempfile.TemporaryDirectory() as tmp:
+                save_checkpoint(Path(tmp), model, optimizer, config["spec"], {"epoch": epoch, "history": history})
+                ctx.report(metrics, Path(tmp))
+        else:
+            ctx.report(metrics, None)

@@ -1,0 +1,25 @@
+"""``heliobench submit``: an outside model's test predictions, validated, scored, recorded."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heliobench.engine.data import read_index
+from heliobench.engine.evaluate import score, test_ids
+from heliobench.specs import BenchmarkSpec
+from heliobench.tracking import runs
+
+#: Largest prediction file accepted (bytes): float32 masks of a 6-month test split at 256².
+MAX_SUBMISSION_BYTES = 512 * 2**20
+
+
+def submit(spec: BenchmarkSpec, predictions: str, name: str, shards: str, tracking_uri: str | None = None):
+    """Validate ``predictions`` against the test ids, score them, and add a leaderboard entry."""
+    from heliobench.tracking.submissions import record_submission, validate_submission
+
+    client = runs.connect(tracking_uri)
+    ids = test_ids(spec, shards)
+    preds = validate_submission(predictions, ids, shape=(spec.resolution_px, spec.resolution_px),
+                                value_range=(0.0, 1.0), max_bytes=MAX_SUBMISSION_BYTES)
+    metrics = score(spec, shards, lambda batch: np.stack([preds[str(i)] for i in batch["sample_id"]])[:, None])
+    return record_submission(client, spec, name, runs.user(), metrics, read_index(shards)["manifest_hash"], predictions)

@@ -1,0 +1,211 @@
+"""``heliobench train``: a benchmark's reference model on Ray Train, tracked in MLflow.
+
+Workers stream the train split from the shards with Ray Data (split across workers)
+and see the whole val split; the test split is never given to training. Rank 0
+checkpoints every epoch to the storage location; ``resume`` continues a named run from
+its latest checkpoint and ``FailureConfig`` restarts a failed worker group from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heliobench.engine.checkpoints import load_weights, save_model
+from heliobench.engine.data import check_compatible, read_index, split_uris
+from heliobench.engine.loop import LoopContext, fit
+from heliobench.raysession import ensure_ray
+from heliobench.storage import arrow_storage
+from heliobench.specs import BenchmarkSpec
+from heliobench.tasks import get_task
+from heliobench.tracking import runs
+
+
+@dataclass
+class TrainResult:
+    """A finished training run."""
+
+    run_id: str
+    run_name: str
+    metrics: dict[str, float]
+    seconds: float
+
+
+class RayTrainContext(LoopContext):
+    """Loop context on a Ray Train worker."""
+
+    def __init__(self, config: dict):
+        import ray.train
+
+        self.config = config
+        self.rank = ray.train.get_context().get_world_rank()
+        self._train = ray.train.get_dataset_shard("train")
+        self._val = ray.train.get_dataset_shard("val")
+        self._client = runs.MlflowClient(config["tracking_uri"]) if self.rank == 0 else None
+
+    def prepare(self, model):
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(model) if ray.train.get_context().get_world_size() > 1 else model
+
+    def train_batches(self, epoch, batch_size, seed):
+        return self._train.iter_batches(batch_size=batch_size, batch_format="numpy", local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed)
+
+    def val_batches(self, batch_size):
+        return self._val.iter_batches(batch_size=batch_size, batch_format="numpy")
+
+    @contextlib.contextmanager
+    def restore_dir(self):
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            yield None
+        else:
+            with ckpt.as_directory() as folder:
+                yield folder
+
+    def report(self, metrics, checkpoint_dir):
+        import ray.train
+
+        ckpt = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    def log_epoch(self, metrics, step):
+        runs.log_metrics_once(self._client, self.config["run_id"], metrics, step)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry point: the shared epoch loop on this worker."""
+    fit(config, RayTrainContext(config))
+
+
+def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
+    """Ray Datasets streaming the train and val shards (never test)."""
+    import ray.data
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    from heliobench.storage import filesystem
+
+    index = read_index(shards)
+    check_compatible(index, spec, shards)
+    columns = ["sample_id", *spec.inputs, *spec.targets]
+    fs, _ = filesystem(shards)
+    arrow_fs = None if shards.startswith("/") or "://" not in shards else PyFileSystem(FSSpecHandler(fs))
+    out = {}
+    for split in ("train", "val"):
+        uris = split_uris(index, split)
+        if not uris:
+            raise runs.HelioBenchError(f"{shards}: no {split} shards")
+        paths = [u.split("://", 1)[-1] for u in uris] if arrow_fs else uris
+        out[split] = ray.data.read_parquet(paths, columns=columns, filesystem=arrow_fs)
+    return out, index
+
+
+def train(
+    spec: BenchmarkSpec,
+    shards: str,
+    workers: int | None = None,
+    use_gpu: bool = False,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    run_name: str | None = None,
+    resume: bool = False,
+    max_failures: int = 2,
+) -> TrainResult:
+    """Train ``spec``'s model on the shards; returns the MLflow run."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    t0 = time.perf_counter()
+    client = runs.connect(tracking_uri)
+    exp = runs.experiment_id(client, spec.name)
+    workers = workers or spec.training.workers
+    run_name = run_name or f"{spec.name}-{spec.model.name}-s{spec.training.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ensure_ray()
+    datasets, index = _datasets(spec, shards)
+    existing = client.search_runs([exp], f"tags.mlflow.runName = '{run_name}'", max_results=1) if resume else []
+    if resume and not existing:
+        raise runs.HelioBenchError(f"--resume: no run named {run_name!r} in experiment heliobench/{spec.name}")
+    if existing:
+        run = existing[0]
+        client.update_run(run.info.run_id, status="RUNNING")
+        client.set_tag(run.info.run_id, "heliobench.resumed", str(int(run.data.tags.get("heliobench.resumed", "0")) + 1))
+    else:
+        task = get_task(spec.task)
+        n_params = sum(p.numel() for p in task.build_model(spec).parameters())
+        run = client.create_run(exp, run_name=run_name, tags={
+            runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "train", "heliobench.model": spec.model.name, "mlflow.user": runs.user(),
+            "heliobench.git_commit": runs.git_commit(), "heliobench.manifest_hash": index["manifest_hash"],
+            "heliobench.preprocessing_hash": index["preprocessing_hash"], "heliobench.shards": shards,
+        })
+        client.log_batch(run.info.run_id, params=[
+            runs.mlflow.entities.Param(k, str(v)[:500]) for k, v in _flat_params(spec).items()
+        ] + [runs.mlflow.entities.Param("workers", str(workers)), runs.mlflow.entities.Param("n_parameters", str(n_params))])
+    run_id = run.info.run_id
+    storage_fs, storage_path = arrow_storage(storage or str(runs.workspace() / "ray_results"))
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"spec": spec.model_dump(mode="json"), "run_id": run_id, "tracking_uri": client.tracking_uri},
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        run_config=ray.train.RunConfig(
+            name=run_name,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:
+        client.set_terminated(run_id, "FAILED")
+        raise runs.HelioBenchError(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    seconds = time.perf_counter() - t0
+    _finish(client, run_id, spec, result.checkpoint, datasets, workers, seconds)
+    metrics = client.get_run(run_id).data.metrics
+    return TrainResult(run_id, run_name, metrics, seconds)
+
+
+def _flat_params(spec: BenchmarkSpec) -> dict[str, object]:
+    out: dict[str, object] = {"benchmark": spec.name, "task": spec.task, "dataset": spec.dataset, "split_scheme": spec.split_scheme,
+                              "resolution_px": spec.resolution_px, "model": spec.model.name}
+    for section in ("training", "model"):
+        for k, v in spec.model_dump(mode="json")[section].items():
+            if isinstance(v, dict):
+                for k2, v2 in v.items():
+                    out[f"{section}.{k}.{k2}"] = json.dumps(v2) if isinstance(v2, (dict, list)) else v2
+            elif k != "name":
+                out[f"{section}.{k}"] = v
+    return out
+
+
+def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, workers: int, seconds: float) -> None:
+    """Model artifact, a validation figure, compute used; the run is marked finished."""
+    task = get_task(spec.task)
+    model = task.build_model(spec)
+    with checkpoint.as_directory() as folder:
+        load_weights(model, Path(folder))
+        state = json.loads((Path(folder) / "state.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(model, spec.model_dump(mode="json"), Path(tmp) / "model")
+        runs.log_model_folder(client, run_id, Path(tmp) / "model")
+        val = datasets["val"].take(4)
+        batch = {k: np.stack([r[k] for r in val]) for k in val[0]}
+        x, y = task.inputs(spec, batch), task.targets(spec, batch)
+        pred = task.predict(model, x)
+        fig = task.figure(spec, x.numpy(), y.numpy(), pred.numpy(), list(batch["sample_id"]), Path(tmp) / "val_predictions.png")
+        client.log_artifact(run_id, str(fig), "figures")
+    client.log_batch(run_id, metrics=[
+        runs.Metric("worker_hours", workers * seconds / 3600, int(time.time() * 1000), 0),
+        runs.Metric("epochs_completed", state["epoch"] + 1, int(time.time() * 1000), 0),
+    ])
+    client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,139 @@
+"""The image a preprocessing step sees: pixels plus the geometry read from the Map's WCS."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import astropy.units as u
+import numpy as np
+import sunpy.map
+from astropy.coordinates import SkyCoord
+
+from heliobench.archive.observation import INSTRUMENTS
+
+#: Instruments whose channel is an observable (read from the header's CONTENT), not a wavelength.
+_MAGNETOGRAPHS = ("HMI", "MDI")
+
+
+@dataclass(frozen=True, eq=False)
+class PrepImage:
+    """A 2-D image with the geometry preprocessing needs.
+
+    Pixel coordinates are 0-based ``(x, y)`` = (column, row); the linear part of the WCS
+    maps a pixel offset ``p`` to helioprojective offsets in arcsec as
+    ``diag(scale_arcsec) @ rotation_matrix @ p`` (FITS CDELT and PC). Pixels are assumed
+    square where a radius in pixels is needed (``disk_radius_px``).
+    """
+
+    data: np.ndarray  # float32, shape (ny, nx)
+    scale_arcsec: tuple[float, float]  # CDELT1, CDELT2 in arcsec / pixel
+    rotation_matrix: tuple[tuple[float, float], tuple[float, float]]  # PC matrix
+    reference_px: tuple[float, float]  # CRPIX, 0-based
+    reference_arcsec: tuple[float, float]  # CRVAL in arcsec
+    disk_center_px: tuple[float, float]  # pixel of the Sun's centre (HPC 0", 0"), 0-based
+    rsun_arcsec: float  # apparent solar radius
+    obs_time: datetime  # timezone-aware UTC
+    instrument: str
+    channel: str
+    exposure_s: float | None
+
+    @classmethod
+    def from_map(
+        cls, smap: sunpy.map.GenericMap, instrument: str | None = None, channel: str | None = None
+    ) -> PrepImage:
+        """Read pixels and geometry from a sunpy Map with a helioprojective WCS.
+
+        ``instrument`` and ``channel`` override what is guessed from the header (pass the
+        catalog's values where they are known).
+        """
+        centre = smap.world_to_pixel(SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=smap.coordinate_frame))
+        per_px = u.arcsec / u.pix
+        name = instrument or _instrument_name(smap)
+        return cls(
+            data=np.asarray(smap.data, dtype=np.float32),
+            scale_arcsec=(smap.scale[0].to_value(per_px), smap.scale[1].to_value(per_px)),
+            rotation_matrix=_pair_of_pairs(np.asarray(smap.rotation_matrix, dtype=float)),
+            reference_px=(smap.reference_pixel.x.to_value(u.pix), smap.reference_pixel.y.to_value(u.pix)),
+            reference_arcsec=(
+                smap.reference_coordinate.Tx.to_value(u.arcsec),
+                smap.reference_coordinate.Ty.to_value(u.arcsec),
+            ),
+            disk_center_px=(float(centre.x.to_value(u.pix)), float(centre.y.to_value(u.pix))),
+            rsun_arcsec=float(smap.rsun_obs.to_value(u.arcsec)),
+            obs_time=smap.date.utc.to_datetime(timezone=timezone.utc),
+            instrument=name,
+            channel=channel or _channel_name(smap, name),
+            exposure_s=None if smap.exposure_time is None else float(smap.exposure_time.to_value(u.s)),
+        )
+
+    @property
+    def plate_scale_arcsec(self) -> float:
+        """Mean plate scale (arcsec / pixel), the square root of the pixel area."""
+        return math.sqrt(abs(self.scale_arcsec[0] * self.scale_arcsec[1]))
+
+    @property
+    def disk_radius_px(self) -> float:
+        """Apparent solar radius in pixels."""
+        return self.rsun_arcsec / self.plate_scale_arcsec
+
+    @property
+    def rotation_deg(self) -> float:
+        """Roll angle of the image (CROTA2 convention): 0 when solar north is up."""
+        pc = self.rotation_matrix
+        return math.degrees(math.atan2(pc[1][0], pc[0][0]))
+
+    @property
+    def observation(self) -> str:
+        """A short name of the observation for messages, e.g. ``AIA 171 2011-03-19T10:54:00``."""
+        return f"{self.instrument} {self.channel} {self.obs_time:%Y-%m-%dT%H:%M:%S}"
+
+    def with_data(self, data: np.ndarray, **changes) -> PrepImage:
+        """A copy with new pixels (cast to float32) and optionally other fields changed."""
+        return dataclasses.replace(self, data=np.asarray(data, dtype=np.float32), **changes)
+
+
+def disk_distance(image: PrepImage) -> np.ndarray:
+    """Distance of every pixel's centre from the disk centre, in solar radii."""
+    ny, nx = image.data.shape
+    cx, cy = image.disk_center_px
+    y, x = np.ogrid[:ny, :nx]
+    return np.hypot(x - cx, y - cy) / image.disk_radius_px
+
+
+def disk_mask(image: PrepImage, fraction: float = 0.99) -> np.ndarray:
+    """Boolean on-disk mask ``r < fraction * R_sun`` on the image's pixel grid."""
+    return disk_distance(image) < fraction
+
+
+def _pair_of_pairs(matrix: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    return ((float(matrix[0, 0]), float(matrix[0, 1])), (float(matrix[1, 0]), float(matrix[1, 1])))
+
+
+def _instrument_name(smap: sunpy.map.GenericMap) -> str:
+    """The catalog's instrument name (``INSTRUMENTS``) for a Map, e.g. ``AIA 3`` -> ``AIA``."""
+    words = " ".join(str(v or "") for v in (smap.instrument, smap.observatory, smap.detector)).upper()
+    for name in INSTRUMENTS:
+        if words.startswith(name):
+            return name
+    if "KANZELH" in words or "KSO" in words:
+        return "KSO"
+    return str(smap.instrument or "").upper()
+
+
+def _channel_name(smap: sunpy.map.GenericMap, instrument: str) -> str:
+    """Catalog channel: wavelength in Angstrom for imagers, the observable for magnetographs."""
+    if instrument == "KSO":
+        return "halpha"
+    if instrument not in _MAGNETOGRAPHS and smap.wavelength is not None:
+        return str(round(smap.wavelength.to_value(u.AA)))
+    words = " ".join(
+        str(v or "") for v in (smap.measurement, smap.meta.get("content"), smap.meta.get("obs_mode"))
+    ).lower()
+    if "magnet" in words or smap.unit == u.G:
+        return "magnetogram"
+    if "continuum" in words:
+        return "continuum"
+    return words.split()[0] if words.split() else ""

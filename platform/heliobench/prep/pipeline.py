@@ -1,0 +1,165 @@
+"""A pipeline: an ordered list of steps, built from a dataset card, hashed as a whole."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import sunpy.map
+
+from heliobench.errors import ConfigError
+from heliobench.prep.base import GeometricStep, Step, canonical_json, positive_int, sha256_text
+from heliobench.prep.calibrate import DegradationCorrection, ExposureNormalize
+from heliobench.prep.image import PrepImage
+from heliobench.prep.limb import LimbDarkeningNormalize
+from heliobench.prep.register import Register
+from heliobench.prep.scale import (
+    ClipScale,
+    ContrastNormalize,
+    FillNaN,
+    Log2Scale,
+    PercentileScale,
+    ZeroOffDisk,
+)
+
+#: Every step a configuration can name, by its ``name``.
+STEP_TYPES: dict[str, type[Step]] = {
+    step_type.name: step_type
+    for step_type in (
+        ExposureNormalize,
+        DegradationCorrection,
+        Register,
+        ClipScale,
+        Log2Scale,
+        PercentileScale,
+        ContrastNormalize,
+        LimbDarkeningNormalize,
+        FillNaN,
+        ZeroOffDisk,
+    )
+}
+
+#: AIA's level-1.5 field of view: 4096 pixels of 0.6 arcsec.
+AIA_FOV_ARCSEC = 4096 * 0.6
+#: Disk radius / image width in the default pipelines: a 976" Sun in AIA's field (as SDOML).
+DISK_RADIUS_FRACTION = 976.0 / AIA_FOV_ARCSEC
+
+#: Keys a recorded step (``Pipeline.describe()``) carries besides its parameters.
+_RECORD_KEYS = ("step", "version", "hash")
+
+
+class Pipeline:
+    """Steps applied in order; the same pipeline serves shard writing and ``predict``."""
+
+    def __init__(self, steps: list[Step]):
+        for step in steps:
+            if not isinstance(step, Step):
+                raise TypeError(f"a Pipeline takes Step instances, got {step!r}")
+        self.steps: tuple[Step, ...] = tuple(steps)
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON list of the step hashes (order matters)."""
+        return sha256_text(canonical_json([step.hash for step in self.steps]))
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One dict per step, ``{"step", "version", **params, "hash"}``; ``from_config`` rebuilds it."""
+        return [{"step": s.name, "version": s.version, **s.params, "hash": s.hash} for s in self.steps]
+
+    def run(
+        self, source: sunpy.map.GenericMap | PrepImage, mask: np.ndarray | None = None
+    ) -> tuple[PrepImage, np.ndarray | None]:
+        """The preprocessed image and, if given, the label ``mask`` carried along the geometric steps."""
+        image = _as_image(source)
+        for step in self.steps:
+            if mask is not None and isinstance(step, GeometricStep):
+                mask = step.transform_label(mask, image)
+            image = step.apply(image)
+        return image, mask
+
+    def apply(self, source: sunpy.map.GenericMap | PrepImage) -> np.ndarray:
+        """The preprocessed pixels (float32)."""
+        return self.run(source)[0].data
+
+    def apply_label(self, mask: np.ndarray, source: sunpy.map.GenericMap | PrepImage) -> np.ndarray:
+        """A label mask on ``source``'s grid, carried through the geometric steps only."""
+        image = _as_image(source)
+        geometric = [step for step in self.steps if isinstance(step, GeometricStep)]
+        for index, step in enumerate(geometric):
+            mask = step.transform_label(mask, image)
+            if index + 1 < len(geometric):
+                image = step.apply(image)
+        return mask
+
+    @classmethod
+    def from_config(cls, items: list[dict[str, Any]], source: str) -> Pipeline:
+        """Build from YAML-style dicts ``{"step": "register", "size_px": 256, ...}``.
+
+        ``source`` names the file (and key) for error messages. ``version`` and ``hash``
+        keys, as ``describe()`` writes them, are checked against the rebuilt step.
+        """
+        if not isinstance(items, list):
+            raise ConfigError(f"{source}: expected a list of preprocessing steps, got {type(items).__name__}")
+        return cls([_step_from_config(item, f"{source}: step {index}") for index, item in enumerate(items)])
+
+    def __repr__(self) -> str:
+        return f"Pipeline({list(self.steps)!r})"
+
+
+def default_pipeline(instrument: str, size_px: int) -> Pipeline:
+    """The standard preprocessing of an instrument, registered to ``size_px``² with a fixed disk radius.
+
+    AIA: exposure normalisation, degradation hook (identity), register, NaN -> 0.
+    HMI (line-of-sight magnetograms): register, clip ±3000 G -> [-1, 1] (Park et al. 2019), NaN -> 0.
+    KSO H-alpha: register, limb-darkening normalisation, NaN -> 0.
+    """
+    radius_px = positive_int("default_pipeline", "size_px", size_px) * DISK_RADIUS_FRACTION
+    register = Register(size_px, radius_px=radius_px)
+    steps = {
+        "AIA": [ExposureNormalize(), DegradationCorrection(None), register, FillNaN(0.0)],
+        "HMI": [register, ClipScale(-3000.0, 3000.0, -1.0, 1.0), FillNaN(0.0)],
+        "KSO": [register, LimbDarkeningNormalize(5), FillNaN(0.0)],
+    }
+    key = instrument.upper()
+    if key not in steps:
+        raise ConfigError(f"no default pipeline for instrument {instrument!r}; known: {', '.join(steps)}")
+    return Pipeline(steps[key])
+
+
+def _as_image(source: sunpy.map.GenericMap | PrepImage) -> PrepImage:
+    return source if isinstance(source, PrepImage) else PrepImage.from_map(source)
+
+
+def _step_from_config(item: Any, where: str) -> Step:
+    """One step from its config dict; ConfigError naming ``where``, the key and what was expected."""
+    if not isinstance(item, dict) or "step" not in item:
+        raise ConfigError(f"{where}: expected a mapping with a 'step' key, got {item!r}")
+    name = item["step"]
+    if name not in STEP_TYPES:
+        raise ConfigError(f"{where}: unknown step {name!r}; known steps: {', '.join(sorted(STEP_TYPES))}")
+    step_type = STEP_TYPES[name]
+    parameters = inspect.signature(step_type).parameters
+    kwargs = {key: value for key, value in item.items() if key not in _RECORD_KEYS}
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        raise ConfigError(f"{where} ({name}): unknown key(s) {unknown}; {name} accepts {list(parameters)}")
+    required = [key for key, p in parameters.items() if p.default is inspect.Parameter.empty]
+    missing = [key for key in required if key not in kwargs]
+    if missing:
+        raise ConfigError(f"{where} ({name}): missing required key(s) {missing}")
+    try:
+        step = step_type(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    if "version" in item and item["version"] != step.version:
+        raise ConfigError(
+            f"{where} ({name}): version {item['version']!r} was recorded, this HelioBench implements "
+            f"version {step.version}; re-run preprocessing instead of mixing versions"
+        )
+    if "hash" in item and item["hash"] != step.hash:
+        raise ConfigError(
+            f"{where} ({name}): recorded hash {item['hash']} differs from the rebuilt step's {step.hash} "
+            "(did a referenced table change?)"
+        )
+    return step

@@ -1,0 +1,186 @@
+"""Model-ready shards: preprocessed, registered arrays per split, written with Ray Data.
+
+``OUT/<split>/shard-NNNNN.parquet`` holds up to ``samples_per_shard`` samples in time
+order, one tensor column per card member (float32 images, uint8 masks), and
+``OUT/index.json`` records the manifest hash, the preprocessing (steps and hash) and
+each shard's samples and checksum. Shard files are written atomically, so a present
+shard is complete: a rerun (``resume``) writes only the missing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from heliobench.catalog.splits import SPLITS, Manifest, read_manifest
+from heliobench.errors import HelioBenchError, ReaderError
+from heliobench.prep import Pipeline, default_pipeline
+from heliobench.raysession import ensure_ray
+from heliobench.specs import DatasetCard, Member
+from heliobench.storage import filesystem, join, read_bytes, with_retries, write_bytes_atomic
+
+
+@dataclass
+class ShardSummary:
+    """What a shard run wrote."""
+
+    out: str
+    shards_written: int
+    shards_skipped: int
+    samples: dict[str, int]
+    preprocessing_hash: str
+    manifest_hash: str
+    seconds: float
+
+
+def member_pipelines(card: DatasetCard, size_px: int) -> dict[str, Pipeline]:
+    """The preprocessing pipeline of every member (labels use their grid's geometry)."""
+    out = {}
+    for m in card.members:
+        key = m.key if m.key in card.preprocessing else (m.instrument or "")
+        if key in card.preprocessing:
+            out[m.key] = Pipeline.from_config(card.preprocessing[key], source=f"dataset card {card.name}: preprocessing.{key}")
+        else:
+            out[m.key] = default_pipeline(m.instrument or "AIA", size_px)
+    return out
+
+
+def preprocessing_hash(pipelines: dict[str, Pipeline]) -> str:
+    """One hash over every member's pipeline."""
+    doc = {k: p.hash for k, p in sorted(pipelines.items())}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def prepare_member(member: Member, uri: str, pipeline: Pipeline) -> np.ndarray:
+    """One member of one sample, read and preprocessed (images float32, masks uint8)."""
+    from heliobench.archive.readers import read_map
+
+    raw = read_bytes(uri)
+    if member.label is not None:
+        import sunpy.map
+        from astropy.io import fits
+
+        with fits.open(io.BytesIO(raw)) as hdul:
+            hdu = next(h for h in hdul if h.data is not None)
+            mask = np.asarray(hdu.data)
+            smap = sunpy.map.Map(mask.astype(np.float32), hdu.header)
+        return (pipeline.apply_label(mask, smap) > 0).astype(np.uint8)
+    return pipeline.apply(read_map(raw, uri)).astype(np.float32)
+
+
+def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], out: str) -> dict:
+    rows = json.loads(task["rows"])
+    uri = join(out, task["split"], f"shard-{task['index']:05d}.parquet")
+    columns: dict[str, list] = {m.key: [] for m in card.members}
+    for row in rows:
+        for m in card.members:
+            try:
+                columns[m.key].append(prepare_member(m, row[f"{m.key}_uri"], pipelines[m.key]))
+            except ReaderError as exc:
+                raise HelioBenchError(f"sample {row['sample_id']}: {exc}") from None
+    table = pa.table(
+        {
+            "sample_id": [r["sample_id"] for r in rows],
+            "time": pa.array([r["time"] for r in rows], pa.string()),
+            "split": [task["split"]] * len(rows),
+            **{k: _tensor(np.stack(v)) for k, v in columns.items()},
+        }
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    data = buf.getvalue()
+    write_bytes_atomic(uri, data)
+    return {"split": task["split"], "index": task["index"], "uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "written": True}
+
+
+def _tensor(arr: np.ndarray) -> pa.ExtensionArray:
+    from ray.data.extensions import ArrowTensorArray
+
+    return ArrowTensorArray.from_numpy(arr)
+
+
+def _plan(manifest: Manifest, splits: tuple[str, ...], samples_per_shard: int) -> list[dict]:
+    tasks = []
+    for split in splits:
+        df = manifest.split(split).sort("time").with_columns(pl.col("time").dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        for i in range(0, df.height, samples_per_shard):
+            chunk = df.slice(i, samples_per_shard)
+            tasks.append({"split": split, "index": i // samples_per_shard, "rows": json.dumps(chunk.to_dicts()), "sample_ids": chunk["sample_id"].to_list()})
+    return tasks
+
+
+def write_shards(
+    manifest_uri: str,
+    card: DatasetCard,
+    out: str,
+    size_px: int = 256,
+    splits: tuple[str, ...] = SPLITS,
+    samples_per_shard: int = 32,
+    members: tuple[str, ...] | None = None,
+    progress: bool = True,
+) -> ShardSummary:
+    """Preprocess every sample of ``manifest_uri`` into shards under ``out`` (resumable).
+
+    ``members`` restricts the shards to some of the card's member keys (default: all).
+    """
+    import ray.data
+
+    t0 = time.perf_counter()
+    manifest = read_manifest(manifest_uri)
+    if manifest.card != card.name:
+        raise HelioBenchError(f"{manifest_uri}: manifest of card {manifest.card!r}, not {card.name!r}")
+    if members:
+        unknown = sorted(set(members) - {m.key for m in card.members})
+        if unknown:
+            raise HelioBenchError(f"dataset card {card.name}: no member(s) {', '.join(unknown)}")
+        card = card.model_copy(update={"members": [m for m in card.members if m.key in members]})
+    pipelines = member_pipelines(card, size_px)
+    prep_hash = preprocessing_hash(pipelines)
+    fs, root = filesystem(out)
+    index_uri = join(out, "index.json")
+    if with_retries(lambda: fs.exists(join(root, "index.json")), out):
+        old = json.loads(read_bytes(index_uri))
+        if (old["manifest_hash"], old["preprocessing_hash"]) != (manifest.content_hash, prep_hash):
+            raise HelioBenchError(
+                f"{out}: holds shards of another manifest or preprocessing "
+                f"(manifest {old['manifest_hash'][:12]}, prep {old['preprocessing_hash'][:12]}); choose a new folder"
+            )
+    tasks = _plan(manifest, splits, samples_per_shard)
+    existing = set(with_retries(lambda: fs.glob(join(root, "*", "shard-*.parquet")), out))
+    todo = [t for t in tasks if join(root, t["split"], f"shard-{t['index']:05d}.parquet") not in existing]
+    results: list[dict] = []
+    if todo:
+        ensure_ray()
+        ray.data.DataContext.get_current().enable_progress_bars = progress
+        ds = ray.data.from_items([{k: t[k] for k in ("split", "index", "rows")} for t in todo], override_num_blocks=len(todo))
+        ds = ds.map(_write_shard, fn_kwargs={"card": card, "pipelines": pipelines, "out": out})
+        results = ds.take_all()
+    by_key = {(r["split"], r["index"]): r for r in results}
+    shards = []
+    for t in tasks:
+        uri = join(out, t["split"], f"shard-{t['index']:05d}.parquet")
+        done = by_key.get((t["split"], t["index"]))
+        digest = done["sha256"] if done else hashlib.sha256(read_bytes(uri)).hexdigest()
+        shards.append({"split": t["split"], "uri": uri, "sha256": digest, "sample_ids": t["sample_ids"]})
+    samples = {s: sum(len(x["sample_ids"]) for x in shards if x["split"] == s) for s in splits}
+    index = {
+        "card": card.name,
+        "scheme": manifest.scheme,
+        "manifest_hash": manifest.content_hash,
+        "preprocessing_hash": prep_hash,
+        "preprocessing": {k: p.describe() for k, p in pipelines.items()},
+        "size_px": size_px,
+        "members": [m.model_dump() for m in card.members],
+        "samples": samples,
+        "shards": shards,
+    }
+    write_bytes_atomic(index_uri, json.dumps(index, indent=1, default=str).encode())
+    return ShardSummary(out, len(results), len(tasks) - len(results), samples, prep_hash, manifest.content_hash, time.perf_counter() - t0)

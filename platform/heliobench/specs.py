@@ -1,0 +1,299 @@
+"""Dataset cards (``datasets/*.yaml``): loading and validation.
+
+Configuration is data. Every card is validated on load; an error names the file and
+the key (``datasets/sdo.yaml: split_schemes.strict.val: ...``). Names resolve inside
+their root folder only, so a card cannot reach files outside it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from heliobench.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Carrington rotation (synodic), the buffer of the ``strict`` split scheme.
+CARRINGTON_ROTATION_DAYS = 27.2753
+
+
+def project_root() -> Path:
+    """The folder holding ``datasets/``, ``benchmarks/`` and ``tune_spaces/``."""
+    env = os.environ.get("HELIOBENCH_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[2]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Member(_Strict):
+    """One part of a sample: an observation (instrument + channel) or a label kind."""
+
+    key: str = Field(pattern=r"^[a-z0-9_]+$")
+    instrument: str | None = None
+    channel: str | None = None
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Member":
+        if (self.label is None) == (self.instrument is None or self.channel is None):
+            raise ValueError("give either instrument and channel, or label")
+        return self
+
+
+class DateRange(_Strict):
+    """Inclusive calendar-day range [start, end] in UTC."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DateRange":
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def start_time(self) -> datetime:
+        """Start as a UTC datetime (00:00 of the start day)."""
+        return datetime.combine(self.start, datetime.min.time(), tzinfo=timezone.utc)
+
+    @property
+    def end_time(self) -> datetime:
+        """Exclusive end: 00:00 UTC of the day after ``end``."""
+        return datetime.combine(self.end + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+
+
+class SplitScheme(_Strict):
+    """Named temporal split; ``buffer_days`` are dropped before each later split starts."""
+
+    train: DateRange
+    val: DateRange
+    test: DateRange
+    buffer_days: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "SplitScheme":
+        if not (self.train.end < self.val.start and self.val.end < self.test.start):
+            raise ValueError("splits must be ordered train < val < test without overlap")
+        return self
+
+    def ranges(self) -> dict[str, tuple[datetime, datetime]]:
+        """Kept [start, end) per split, after dropping the buffer at each boundary."""
+        buf = timedelta(days=self.buffer_days)
+        return {
+            "train": (self.train.start_time, min(self.train.end_time, self.val.start_time - buf)),
+            "val": (self.val.start_time, min(self.val.end_time, self.test.start_time - buf)),
+            "test": (self.test.start_time, self.test.end_time),
+        }
+
+
+class DatasetCard(_Strict):
+    """A dataset: what a sample holds, how members pair in time, and its split schemes."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    description: str
+    source: str
+    license: str
+    citation: str | None = None
+    members: list[Member] = Field(min_length=1)
+    reference: str
+    tolerance_min: float = Field(gt=0)
+    cadence: str | None = None
+    split_schemes: dict[str, SplitScheme] = Field(min_length=1)
+    preprocessing: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reference_known(self) -> "DatasetCard":
+        keys = [m.key for m in self.members]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"member keys must be unique, got {keys}")
+        if self.reference not in keys:
+            raise ValueError(f"reference {self.reference!r} is not a member key ({', '.join(keys)})")
+        ref = next(m for m in self.members if m.key == self.reference)
+        if ref.label is not None:
+            raise ValueError("the reference member must be an observation, not a label")
+        return self
+
+    def member(self, key: str) -> Member:
+        """The member called ``key``."""
+        for m in self.members:
+            if m.key == key:
+                return m
+        raise ConfigError(f"dataset card {self.name}: no member {key!r}")
+
+    def scheme(self, name: str) -> SplitScheme:
+        """The split scheme called ``name``, with an error listing the known ones."""
+        if name not in self.split_schemes:
+            raise ConfigError(
+                f"dataset card {self.name}: no split scheme {name!r} (known: {', '.join(self.split_schemes)})"
+            )
+        return self.split_schemes[name]
+
+
+def resolve_in_root(name_or_path: str, folder: str) -> Path:
+    """A YAML file by name (``sdo_sim``) or path, which must lie inside ``<root>/<folder>``.
+
+    Paths outside the folder (``../../etc/passwd``, symlinks out) are rejected.
+    """
+    root = (project_root() / folder).resolve()
+    candidate = Path(name_or_path)
+    if candidate.suffix not in (".yaml", ".yml"):
+        candidate = root / f"{name_or_path}.yaml"
+    elif not candidate.is_absolute():
+        candidate = (Path.cwd() / candidate) if (Path.cwd() / candidate).exists() else root / candidate
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(f"{name_or_path}: outside {root} (files must stay inside {folder}/)")
+    if not resolved.is_file():
+        known = ", ".join(sorted(p.stem for p in root.glob("*.yaml")))
+        raise ConfigError(f"{name_or_path}: no such file in {folder}/ (known: {known})")
+    return resolved
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """Parse ``path`` as YAML and validate it as ``model``; errors name file and key."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"{path}: {key}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_card(name_or_path: str) -> DatasetCard:
+    """Load and validate a dataset card from ``datasets/``."""
+    return load_yaml_model(resolve_in_root(name_or_path, "datasets"), DatasetCard)
+
+
+class ModelSpec(_Strict):
+    """The reference model of a benchmark and its constructor parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingSpec(_Strict):
+    """Training hyperparameters (any key can be overridden with ``--set training.KEY=VALUE``)."""
+
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    seed: int = 0
+    workers: int = Field(default=2, ge=1)
+    augment: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class BenchmarkSpec(_Strict):
+    """A benchmark: a task on a dataset card's split, its inputs/targets, model and metrics."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str
+    task: str
+    dataset: str
+    split_scheme: str
+    inputs: list[str] = Field(min_length=1)
+    targets: list[str] = Field(min_length=1)
+    resolution_px: int = Field(ge=16)
+    input_scaling: dict[str, Any] = Field(default_factory=dict)
+    model: ModelSpec
+    training: TrainingSpec
+    metrics: list[str] = Field(min_length=1)
+    primary_metric: str
+    direction: str = Field(pattern=r"^(maximize|minimize)$")
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    citation: str
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _primary_listed(self) -> "BenchmarkSpec":
+        if self.primary_metric not in self.metrics:
+            raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics")
+        return self
+
+    def card(self) -> DatasetCard:
+        """The dataset card, checked to hold the inputs, targets and split scheme."""
+        card = load_card(self.dataset)
+        keys = {m.key for m in card.members}
+        missing = [k for k in self.inputs + self.targets if k not in keys]
+        if missing:
+            raise ConfigError(f"benchmark {self.name}: dataset {card.name} has no member(s) {', '.join(missing)}")
+        card.scheme(self.split_scheme)
+        return card
+
+    def with_overrides(self, overrides: list[str]) -> "BenchmarkSpec":
+        """A copy with ``section.key=value`` overrides (values parsed as YAML) applied."""
+        data = self.model_dump()
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            parts = key.strip().split(".")
+            if not sep or len(parts) < 2 or parts[0] not in ("training", "model", "evaluation", "input_scaling"):
+                raise ConfigError(f"--set {item!r}: expected training.KEY=VALUE, model.params.KEY=VALUE, ...")
+            node = data
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"--set {item!r}: {p} is not a section")
+            node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            return BenchmarkSpec.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(f"--set: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+
+
+def load_benchmark(name_or_path: str) -> BenchmarkSpec:
+    """Load and validate a benchmark spec from ``benchmarks/``."""
+    return load_yaml_model(resolve_in_root(name_or_path, "benchmarks"), BenchmarkSpec)
+
+
+class SearchDimension(_Strict):
+    """One hyperparameter's search domain."""
+
+    type: str = Field(pattern=r"^(choice|uniform|loguniform|randint|grid)$")
+    values: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SearchDimension":
+        if self.type in ("choice", "grid") and not self.values:
+            raise ValueError(f"{self.type} needs a non-empty 'values' list")
+        if self.type in ("uniform", "loguniform", "randint"):
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"{self.type} needs low < high")
+            if self.type == "loguniform" and self.low <= 0:
+                raise ValueError("loguniform needs low > 0")
+        return self
+
+
+class SearchSpace(_Strict):
+    """A Ray Tune search space over ``--set`` keys, with the search's budget."""
+
+    benchmark: str
+    metric: str | None = None
+    max_epochs: int = Field(ge=1)
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: int = Field(default=2, ge=2)
+    num_samples: int = Field(default=4, ge=1)
+    space: dict[str, SearchDimension] = Field(min_length=1)
+
+
+def load_search_space(name_or_path: str) -> SearchSpace:
+    """Load and validate a search space from ``tune_spaces/``."""
+    return load_yaml_model(resolve_in_root(name_or_path, "tune_spaces"), SearchSpace)

@@ -1,0 +1,1 @@
+"""MLflow runs, provenance, the leaderboard table, submissions and the HTML page."""

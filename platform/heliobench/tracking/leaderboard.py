@@ -1,0 +1,272 @@
+"""The materialised leaderboard: one parquet table, updated when an entry is added.
+
+Leaderboards read this table instead of searching every MLflow run, so they stay fast
+with many thousands of runs. MLflow stays the source of truth: runs tagged
+``heliobench.leaderboard = "1"`` regenerate the table with :meth:`LeaderboardTable.rebuild_from_mlflow`.
+
+Grouping: entries with the same ``config_key`` (the run's identity tags and params
+without ``training.seed``) are seeds of one configuration and make one ranked row.
+
+95% interval of a ranked row: for a single entry, that entry's bootstrap bounds over
+test images (``<primary>_ci_low``/``_ci_high``, null when not logged); for several seeds,
+the Student-t interval of the mean over seeds, ``mean ± t(0.975, n-1) · std / sqrt(n)``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+from fsspec.implementations.local import LocalFileSystem
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from scipy.special import stdtrit
+
+from heliobench import storage
+from heliobench.errors import HelioBenchError
+from heliobench.specs import BenchmarkSpec
+from heliobench.tracking import runs
+
+TAG_LEADERBOARD = "heliobench.leaderboard"
+TAG_MODEL = "heliobench.model"
+TAG_MANIFEST = "heliobench.manifest_hash"
+TAG_SUBMITTER = "heliobench.submitter"
+TAG_PREDICTIONS = "heliobench.predictions_sha256"
+SEED_PARAM = "training.seed"
+#: Tags that, with the params, say which configuration a run is.
+IDENTITY_TAGS = (runs.TAG_KIND, TAG_MODEL, TAG_MANIFEST, TAG_PREDICTIONS)
+
+SCHEMA = pl.Schema({
+    "benchmark": pl.String,
+    "entry_id": pl.String,
+    "kind": pl.String,
+    "model": pl.String,
+    "config_key": pl.String,
+    "seed": pl.Int64,
+    "metrics": pl.List(pl.Struct({"name": pl.String, "value": pl.Float64})),
+    "n_parameters": pl.Int64,
+    "worker_hours": pl.Float64,
+    "dataset_hash": pl.String,
+    "submitter": pl.String,
+    "created": pl.Datetime("us", "UTC"),
+})
+FORMATS = ("table", "json", "csv")
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """One scored run or submission on one benchmark (test-split metrics)."""
+
+    benchmark: str
+    entry_id: str
+    kind: str
+    model: str
+    config_key: str
+    seed: int | None
+    metrics: dict[str, float]
+    n_parameters: int | None
+    worker_hours: float | None
+    dataset_hash: str
+    submitter: str
+    created: datetime
+
+    def row(self) -> dict[str, object]:
+        """The entry as a table row."""
+        metrics = [{"name": k, "value": float(v)} for k, v in sorted(self.metrics.items())]
+        return {**asdict(self), "metrics": metrics}
+
+
+def config_key(identity: dict[str, str]) -> str:
+    """Hash of a run's identity tags and params; the seed must already be left out."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _entry(run: Run, spec: BenchmarkSpec) -> LeaderboardEntry:
+    run_id, tags, params, metrics = run.info.run_id, run.data.tags, run.data.params, run.data.metrics
+    if tags.get(runs.TAG_BENCHMARK) != spec.name:
+        raise HelioBenchError(f"run {run_id}: benchmark {tags.get(runs.TAG_BENCHMARK)!r}, not {spec.name!r}")
+    for tag in (TAG_MODEL, TAG_MANIFEST):
+        if not tags.get(tag):
+            raise HelioBenchError(f"run {run_id}: no {tag} tag, so it cannot be put on the leaderboard")
+    test = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
+    if spec.primary_metric not in test:
+        raise HelioBenchError(f"run {run_id}: no test_{spec.primary_metric} metric (run `heliobench evaluate` first)")
+    identity = {k: v for k, v in params.items() if k != SEED_PARAM}
+    identity |= {f"tag:{t}": tags[t] for t in IDENTITY_TAGS if t in tags}
+    return LeaderboardEntry(
+        benchmark=spec.name,
+        entry_id=run_id,
+        kind="submission" if tags.get(runs.TAG_KIND) == "submission" else "run",
+        model=tags[TAG_MODEL],
+        config_key=config_key(identity),
+        seed=int(params[SEED_PARAM]) if SEED_PARAM in params else None,
+        metrics=test,
+        n_parameters=int(params["n_parameters"]) if "n_parameters" in params else None,
+        worker_hours=metrics.get("worker_hours"),
+        dataset_hash=tags[TAG_MANIFEST],
+        submitter=tags.get(TAG_SUBMITTER) or tags.get("mlflow.user") or "unknown",
+        created=datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc),
+    )
+
+
+def entry_from_run(client: MlflowClient, run_id: str, spec: BenchmarkSpec) -> LeaderboardEntry:
+    """The leaderboard entry of an evaluated run or submission, from its tags, params and metrics."""
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
+        raise HelioBenchError(f"no run {run_id} on {client.tracking_uri.split('@')[-1]}") from None
+    return _entry(run, spec)
+
+
+def _frame(entries: Iterable[LeaderboardEntry]) -> pl.DataFrame:
+    return pl.DataFrame([e.row() for e in entries], schema=SCHEMA)
+
+
+class LeaderboardTable:
+    """The leaderboard parquet file at ``uri`` (local path or ``s3://``).
+
+    Local writers serialise on an ``fcntl`` lock on ``<uri>.lock``; on object storage
+    there is no lock, so use one writer there (a rebuild repairs a lost row).
+    """
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = uri or str(runs.workspace() / "leaderboard.parquet")
+
+    def read(self) -> pl.DataFrame:
+        """All entries (an empty frame with the table's columns when there is no file yet)."""
+        try:
+            data = storage.read_bytes(self.uri)
+        except FileNotFoundError:
+            return SCHEMA.to_frame()
+        try:
+            df = pl.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+            raise HelioBenchError(f"{self.uri}: unreadable leaderboard table ({type(exc).__name__}); rebuild it from MLflow") from None
+        if df.schema != SCHEMA:
+            raise HelioBenchError(f"{self.uri}: not a leaderboard table (columns {df.columns}); rebuild it from MLflow")
+        return df
+
+    def add_entry(self, entry: LeaderboardEntry) -> None:
+        """Add ``entry``, replacing the row with the same ``entry_id`` if there is one."""
+        self.add_entries([entry])
+
+    def add_entries(self, entries: Iterable[LeaderboardEntry]) -> None:
+        """Add several entries in one write (rows with the same ``entry_id`` are replaced)."""
+        new = _frame(entries).unique("entry_id", keep="last", maintain_order=True)
+        with self._locked():
+            old = self.read().filter(~pl.col("entry_id").is_in(new["entry_id"].implode()))
+            self._write(pl.concat([old, new]))
+
+    def rebuild_from_mlflow(self, client: MlflowClient, benchmarks: list[BenchmarkSpec]) -> int:
+        """Replace these benchmarks' rows by the MLflow runs tagged ``heliobench.leaderboard = "1"``.
+
+        Rows of other benchmarks are kept. Returns the number of entries written.
+        """
+        entries = [_entry(run, spec) for spec in benchmarks for run in _leaderboard_runs(client, spec.name)]
+        names = [spec.name for spec in benchmarks]
+        with self._locked():
+            kept = self.read().filter(~pl.col("benchmark").is_in(names))
+            self._write(pl.concat([kept, _frame(entries)]))
+        return len(entries)
+
+    def _write(self, df: pl.DataFrame) -> None:
+        buf = io.BytesIO()
+        df.write_parquet(buf)
+        storage.write_bytes_atomic(self.uri, buf.getvalue())
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fs, path = storage.filesystem(self.uri)
+        if not isinstance(fs, LocalFileSystem):
+            yield
+            return
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with open(f"{path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _leaderboard_runs(client: MlflowClient, benchmark: str) -> Iterator[Run]:
+    exp = client.get_experiment_by_name(f"heliobench/{benchmark}")
+    if exp is None:
+        return
+    token = None
+    while True:
+        page = client.search_runs([exp.experiment_id], f"tags.`{TAG_LEADERBOARD}` = '1'", max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _metric(name: str) -> pl.Expr:
+    element = pl.element()
+    value = element.filter(element.struct.field("name") == name).struct.field("value")
+    return pl.col("metrics").list.eval(value).list.first().alias(name)
+
+
+def rank(table: LeaderboardTable, spec: BenchmarkSpec) -> pl.DataFrame:
+    """The ranked leaderboard of ``spec``: one row per configuration (seeds grouped).
+
+    Columns: ``rank``, ``model``, the primary metric's mean, ``<primary>_std`` (over seeds,
+    0 for one), ``<primary>_ci_low``/``_ci_high`` (see the module docstring), the other
+    metrics' means, ``n_seeds``, ``n_parameters``, ``worker_hours`` (summed), ``dataset_hash``,
+    ``date`` (latest), ``submitters``, ``kind``, ``config_key``.
+    """
+    p = spec.primary_metric
+    low, high = f"{p}_ci_low", f"{p}_ci_high"
+    others = [m for m in spec.metrics if m != p]
+    entries = table.read().filter(pl.col("benchmark") == spec.name)
+    entries = entries.with_columns(*(_metric(m) for m in (p, low, high, *others)))
+    groups = entries.group_by("model", "config_key").agg(
+        pl.col(p).mean(),
+        pl.col(p).std().fill_null(0.0).alias(f"{p}_std"),
+        pl.col(low).mean(),
+        pl.col(high).mean(),
+        *(pl.col(m).mean() for m in others),
+        pl.len().cast(pl.Int64).alias("n_seeds"),
+        pl.col("n_parameters").max(),
+        pl.col("worker_hours").sum(),
+        pl.col("worker_hours").count().alias("_timed"),
+        pl.col("dataset_hash").first(),
+        pl.col("created").max().alias("date"),
+        pl.col("submitter").unique().sort().str.join(", ").alias("submitters"),
+        pl.col("kind").first(),
+    )
+    t_quantile = pl.Series(stdtrit(np.maximum(groups["n_seeds"].to_numpy() - 1, 1), 0.975))
+    t = pl.lit(t_quantile) * pl.col(f"{p}_std") / pl.col("n_seeds").sqrt()
+    several = pl.col("n_seeds") > 1
+    groups = groups.with_columns(
+        pl.when(several).then(pl.col(p) - t).otherwise(pl.col(low)).alias(low),
+        pl.when(several).then(pl.col(p) + t).otherwise(pl.col(high)).alias(high),
+        pl.when(pl.col("_timed") > 0).then(pl.col("worker_hours")).alias("worker_hours"),
+        pl.col(p).rank("min", descending=spec.direction == "maximize").cast(pl.Int64).alias("rank"),
+    )
+    columns = ["rank", "model", p, f"{p}_std", low, high, *others, "n_seeds", "n_parameters",
+               "worker_hours", "dataset_hash", "date", "submitters", "kind", "config_key"]
+    return groups.sort("rank", "model", "config_key", nulls_last=True).select(columns)
+
+
+def format_leaderboard(df: pl.DataFrame, fmt: str) -> str:
+    """``df`` (from :func:`rank`) as a text ``table``, ``json`` (a list of rows) or ``csv``."""
+    if fmt == "json":
+        return df.write_json()
+    if fmt == "csv":
+        return df.write_csv()
+    if fmt != "table":
+        raise HelioBenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    short = df.with_columns(pl.col("dataset_hash", "config_key").str.slice(0, 12), pl.col("date").dt.strftime("%Y-%m-%d %H:%M"))
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=1000, float_precision=4, fmt_str_lengths=60,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        return str(short)

@@ -1,0 +1,187 @@
+"""Train (Ray Train), resume, evaluate, predict, submit and tune (Ray Tune) with MLflow tracking."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from heliobench.engine.evaluate import evaluate
+from heliobench.engine.predict import predict_files
+from heliobench.engine.submit import submit
+from heliobench.engine.train import train
+from heliobench.errors import HelioBenchError
+from heliobench.specs import load_benchmark, load_search_space
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("ws")
+    old = os.environ.get("HELIOBENCH_WORKSPACE")
+    os.environ["HELIOBENCH_WORKSPACE"] = str(ws)
+    yield ws
+    if old is None:
+        os.environ.pop("HELIOBENCH_WORKSPACE")
+    else:
+        os.environ["HELIOBENCH_WORKSPACE"] = old
+
+
+def tiny_spec(epochs: int = 2):
+    spec = load_benchmark("ch_segmentation").with_overrides([
+        f"training.epochs={epochs}", "training.batch_size=4", "model.params.base_filters=4", "model.params.depth=3",
+    ])
+    return spec.model_copy(update={"resolution_px": 64})
+
+
+@pytest.fixture(scope="module")
+def trained(workspace, tiny_shards):
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    result = train(tiny_spec(2), str(tiny_shards), workers=2, tracking_uri=uri, run_name="tiny-run")
+    return result, uri
+
+
+def test_training_logs_everything(trained):
+    result, uri = trained
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(result.run_id, "val_iou_pooled_05")) == 2
+    assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [0, 1]
+    for tag in ("heliobench.manifest_hash", "heliobench.preprocessing_hash", "heliobench.git_commit"):
+        assert run.data.tags[tag]
+    assert int(run.data.params["n_parameters"]) > 0 and run.data.params["workers"] == "2"
+    assert run.data.metrics["worker_hours"] > 0 and 0 <= run.data.metrics["data_wait_fraction"] <= 1
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "model")} | {a.path for a in client.list_artifacts(result.run_id, "figures")}
+    assert artifacts == {"model/model.safetensors", "model/model.json", "figures/val_predictions.png"}
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, tiny_shards):
+    result, uri = trained
+    again = train(tiny_spec(3), str(tiny_shards), workers=2, tracking_uri=uri, run_name="tiny-run", resume=True)
+    client = MlflowClient(uri)
+    assert again.run_id == result.run_id
+    assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [0, 1, 2]
+    assert client.get_run(result.run_id).data.metrics["epochs_completed"] == 3
+    assert client.get_run(result.run_id).data.tags["heliobench.resumed"] == "1"
+    with pytest.raises(HelioBenchError, match="no run named"):
+        train(tiny_spec(3), str(tiny_shards), workers=1, tracking_uri=uri, run_name="never-ran", resume=True)
+
+
+def test_evaluate_scores_the_test_split(trained, tiny_shards):
+    result, uri = trained
+    metrics = evaluate(load_benchmark("ch_segmentation"), result.run_id, str(tiny_shards), tracking_uri=uri, n_boot=200)
+    assert 0 <= metrics["iou_pooled_05"] <= 1
+    assert metrics["iou_pooled_05_ci_low"] <= metrics["iou_pooled_05_ci_high"]
+    logged = MlflowClient(uri).get_run(result.run_id).data.metrics
+    assert logged["test_iou_pooled_05"] == pytest.approx(metrics["iou_pooled_05"])
+
+
+def test_predict_writes_masks_with_wcs(trained, tiny_archive, tmp_path):
+    import sunpy.map
+    from PIL import Image
+
+    result, uri = trained
+    fits_in = sorted(tiny_archive.rglob("*.193.image_lev1.fits"))[0]
+    png_in = tmp_path / "disk.png"
+    Image.fromarray((np.random.default_rng(0).random((128, 128)) * 255).astype(np.uint8)).save(png_in)
+    records = predict_files(load_benchmark("ch_segmentation"), result.run_id, [str(fits_in), str(png_in)], str(tmp_path / "out"), tracking_uri=uri)
+    assert len(records) == 2
+    maps = sunpy.map.Map(records[0]["mask_fits"])
+    m = maps[0] if isinstance(maps, list) else maps
+    assert m.data.shape == (64, 64) and m.coordinate_frame.name == "helioprojective"
+    for r in records:
+        for key in ("mask_png", "mask_fits", "overlay"):
+            assert os.path.getsize(r[key]) > 0
+
+
+def test_submissions_valid_and_invalid(trained, tiny_shards, tmp_path):
+    from heliobench.engine.evaluate import test_ids
+
+    result, uri = trained
+    spec = load_benchmark("ch_segmentation").model_copy(update={"resolution_px": 64})
+    ids = test_ids(spec, str(tiny_shards))
+    good = tmp_path / "good.npz"
+    np.savez(good, **{i: np.full((64, 64), 0.25, np.float32) for i in ids})
+    entry = submit(spec, str(good), "constant-0.25", str(tiny_shards), tracking_uri=uri)
+    assert entry.model == "constant-0.25" and "iou_pooled_05" in entry.metrics
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, **{i: np.zeros((64, 64), np.float32) for i in ids[1:]})
+    with pytest.raises(HelioBenchError, match="missing"):
+        submit(spec, str(missing), "x", str(tiny_shards), tracking_uri=uri)
+    nan = tmp_path / "nan.npz"
+    np.savez(nan, **{i: np.full((64, 64), np.nan, np.float32) for i in ids})
+    with pytest.raises(HelioBenchError, match="NaN"):
+        submit(spec, str(nan), "x", str(tiny_shards), tracking_uri=uri)
+    shape = tmp_path / "shape.npz"
+    np.savez(shape, **{i: np.zeros((32, 32), np.float32) for i in ids})
+    with pytest.raises(HelioBenchError, match="shape"):
+        submit(spec, str(shape), "x", str(tiny_shards), tracking_uri=uri)
+
+
+def test_tune_resumes_after_interruption(workspace, tiny_shards, ray_session):
+    from heliobench.engine.tune import tune_benchmark
+
+    uri = f"sqlite:///{workspace / 'mlflow-tune.db'}"
+    spec = tiny_spec(2)
+    space = load_search_space("ch_segmentation").model_copy(update={"max_epochs": 2, "num_samples": 2})
+    # First attempt in a separate driver process, killed once a trial has checkpointed.
+    code = (
+        "import os,sys; sys.argv=['x'];"
+        "from heliobench.engine.tune import tune_benchmark; from heliobench.specs import load_benchmark, load_search_space;"
+        "spec=load_benchmark('ch_segmentation').with_overrides(['training.epochs=2','training.batch_size=4','model.params.base_filters=4','model.params.depth=3']).model_copy(update={'resolution_px':64});"
+        "space=load_search_space('ch_segmentation').model_copy(update={'max_epochs':2,'num_samples':2});"
+        f"tune_benchmark(spec, space, {str(tiny_shards)!r}, tracking_uri={uri!r}, name='tiny-search')"
+    )
+    env = dict(os.environ, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    storage = workspace / "ray_results" / "tiny-search"
+    deadline = time.time() + 300
+    while not list(storage.glob("*/checkpoint_*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+    assert list(storage.glob("*/checkpoint_*")), "no trial checkpointed before the deadline"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with pytest.raises(HelioBenchError, match="--resume"):
+        tune_benchmark(spec, space, str(tiny_shards), tracking_uri=uri, name="tiny-search")
+    summary = tune_benchmark(spec, space, str(tiny_shards), tracking_uri=uri, name="tiny-search", resume=True)
+    assert summary.trials == 2
+    client = MlflowClient(uri)
+    children = client.search_runs([client.get_experiment_by_name("heliobench/ch_segmentation").experiment_id],
+                                  f"tags.mlflow.parentRunId = '{summary.parent_run_id}'")
+    assert len(children) == 2
+    assert all(c.info.status in ("FINISHED", "FAILED") for c in children)
+    for c in children:
+        steps = [m.step for m in client.get_metric_history(c.info.run_id, "train_loss")]
+        assert steps == sorted(set(steps))  # no epoch logged twice after the resume
+
+
+def test_shared_tracking_server_with_s3_artifacts_and_checkpoints(mlflow_server, tiny_shards, s3_bucket):
+    import s3fs
+
+    url, bucket = mlflow_server
+    result = train(tiny_spec(1), str(tiny_shards), workers=2, tracking_uri=url, storage=f"{s3_bucket}/checkpoints", run_name="shared-run")
+    client = MlflowClient(url)
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+    assert client.get_run(result.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    fs = s3fs.S3FileSystem()
+    stored = fs.find(bucket)
+    assert any(p.endswith("model/model.safetensors") for p in stored)
+    assert fs.find(f"{s3_bucket}/checkpoints/shared-run"), "no checkpoint in object storage"
+
+
+def test_unreachable_tracking_server_fails_fast(tiny_shards):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    with pytest.raises(HelioBenchError, match="unreachable"):
+        train(tiny_spec(1), str(tiny_shards), workers=1, tracking_uri=f"http://127.0.0.1:{port}")
+    assert time.time() - t0 < 120
