@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 # Debian packages: OpenJPEG for JPEG 2000 (Helioviewer JP2 files); Chromium for the leaderboard page test.
 APT_PACKAGES := libopenjp2-7 chromium
 
-.PHONY: demo test system-deps clean
+.PHONY: demo test bench system-deps clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -31,6 +31,9 @@ demo: system-deps $(BIN)/heliobench
 
 test: system-deps $(BIN)/heliobench
 	$(BIN)/pytest -q --timeout=900
+
+bench: system-deps $(BIN)/heliobench
+	$(BIN)/python benchmarks/perf/run_all.py
 
 clean:
 	rm -rf work .pytest_cache

@@ -173,3 +173,27 @@ def mlflow_server(s3_server, tmp_path_factory):
     yield url, bucket
     proc.terminate()
     proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """An empty sqlite tracking store, migrated once per session (migrations take seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch, migrated_db):
+    """A tracking client on a fresh copy of the migrated store, the workspace in ``tmp_path``."""
+    import shutil
+
+    from heliobench.tracking import runs
+
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    monkeypatch.setenv("HELIOBENCH_WORKSPACE", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("HELIOBENCH_LEADERBOARD", raising=False)
+    return runs.connect(f"sqlite:///{tmp_path}/mlflow.db")

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from mlflow.entities import Metric, Param
-from mlflow.tracking import MlflowClient
 
 from heliobench.errors import HelioBenchError
 from heliobench.specs import BenchmarkSpec, load_benchmark
@@ -50,22 +48,6 @@ def _entry(entry_id: str, model: str, config: str, primary: float, seed: int | N
         metrics={"iou_pooled_05": primary, **extra}, n_parameters=1000, worker_hours=0.5, dataset_hash="abc123",
         submitter="alice", created=T0 + timedelta(hours=len(entry_id)),
     )
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory) -> Path:
-    """An empty sqlite tracking store, migrated once per module (migrations take seconds)."""
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
-@pytest.fixture
-def client(tmp_path, monkeypatch, migrated_db):
-    shutil.copy(migrated_db, tmp_path / "mlflow.db")
-    monkeypatch.setenv("HELIOBENCH_WORKSPACE", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return runs.connect(f"sqlite:///{tmp_path}/mlflow.db")
 
 
 def _log_run(client, spec: BenchmarkSpec, model: str, seed: int, lr: float, iou: float, on_board: bool = True) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from heliobench.catalog.audit import audit
 from heliobench.catalog.ingest import ingest
-from heliobench.catalog.splits import make_manifest, write_manifest
+from heliobench.catalog.splits import make_manifest
 from heliobench.catalog.summary import summarize
 from heliobench.catalog.tables import load_catalog
 from heliobench.cli import main
@@ -35,7 +35,9 @@ def test_ingest_catalogues_every_file(tiny_archive, tiny_catalog):
     assert len(row["checksum"]) == 64 and row["size_bytes"] > 0 and row["disk_radius_px"] > 0
     assert tables.observations["uri"].is_unique().all()
     frames = summarize(tables)
-    assert frames["per_year"]["year"].min() == 2011 and frames["per_year"]["year"].max() == 2017
+    hmi_years = frames["per_year"].filter(pl.col("instrument") == "HMI")["year"]
+    # hmi.M_720s T_OBS is TAI-stamped: the 2011-01-01 00:00 TAI record is 2010-12-31 23:59:26 UTC
+    assert hmi_years.min() == 2010 and hmi_years.max() == 2017
 
 
 def test_reingest_is_idempotent_and_incremental(tiny_archive, tmp_path):

@@ -298,3 +298,14 @@ def test_accumulator_equals_one_shot_report() -> None:
         pytest.approx(iou_pooled(probs, truth, 0.5))
     with pytest.raises(ValueError, match="before any update"):
         SegmentationAccumulator().compute()
+
+
+def test_accumulator_without_bootstrap_gives_point_estimates_only():
+    probs = np.array([[[0.9, 0.2], [0.6, 0.1]]])
+    truth = np.array([[[1, 0], [1, 0]]])
+    acc = SegmentationAccumulator(n_boot=0)
+    acc.update(probs, truth)
+    report = acc.compute()
+    assert not [k for k in report if k.endswith(("_ci_low", "_ci_high"))]
+    # thresholded at 0.5: prediction {0.9, 0.6} equals the truth, IoU 1 = (2 + 1) / (2 + 1)
+    assert report["iou_pooled_05"] == 1.0

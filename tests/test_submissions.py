@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from mlflow.tracking import MlflowClient
 
 from heliobench.errors import HelioBenchError
 from heliobench.specs import load_benchmark
-from heliobench.tracking import runs
 from heliobench.tracking.leaderboard import LeaderboardTable, rank
 from heliobench.tracking.submission_format import SUBMISSION_FORMAT
 from heliobench.tracking.submissions import record_submission, validate_submission
@@ -171,22 +169,6 @@ def test_foreign_member_and_decompression_bomb(tmp_path):
 def test_format_text_names_the_rules():
     for words in (".npz", "sample_id", "float32", "allow_pickle=False", "[0, 1]"):
         assert words in SUBMISSION_FORMAT
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory) -> Path:
-    """An empty sqlite tracking store, migrated once per module (migrations take seconds)."""
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
-@pytest.fixture
-def client(tmp_path, monkeypatch, migrated_db):
-    shutil.copy(migrated_db, tmp_path / "mlflow.db")
-    monkeypatch.setenv("HELIOBENCH_WORKSPACE", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return runs.connect(f"sqlite:///{tmp_path}/mlflow.db")
 
 
 def test_record_submission(client: MlflowClient, tmp_path):

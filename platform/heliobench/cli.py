@@ -31,6 +31,16 @@ def verb(name: str) -> Callable:
     return deco
 
 
+def inclusive_end(end: str) -> str:
+    """The exclusive end time of a range whose last day ``end`` (YYYY-MM-DD) is included."""
+    from datetime import date, timedelta
+
+    try:
+        return (date.fromisoformat(end) + timedelta(days=1)).isoformat()
+    except ValueError:
+        return end  # a full time stamp is taken as the exclusive end
+
+
 def _print_frames(frames: dict[str, pl.DataFrame]) -> None:
     with pl.Config(tbl_rows=60, tbl_cols=12, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
         for title, df in frames.items():
@@ -42,7 +52,7 @@ def _print_frames(frames: dict[str, pl.DataFrame]) -> None:
 def _sim(a: argparse.Namespace) -> int:
     from heliobench.archive.sim import simulate_archive
 
-    s = simulate_archive(a.out, a.start, a.end, a.cadence, size=a.size, seed=a.seed, halpha_size=a.halpha_size, progress=not a.quiet)
+    s = simulate_archive(a.out, a.start, inclusive_end(a.end), a.cadence, size=a.size, seed=a.seed, halpha_size=a.halpha_size, progress=not a.quiet)
     print(json.dumps(s.__dict__ if hasattr(s, "__dict__") else s, indent=1, default=str))
     return 0
 
@@ -126,7 +136,7 @@ def _inspect(a: argparse.Namespace) -> int:
 def _demo(a: argparse.Namespace) -> int:
     from heliobench.demo import run_demo
 
-    run_demo(a.workdir, start=a.start, end=a.end, cadence=a.cadence, size=a.size, seed=a.seed)
+    run_demo(a.workdir, start=a.start, end=inclusive_end(a.end), cadence=a.cadence, size=a.size, seed=a.seed)
     return 0
 
 
@@ -184,7 +194,8 @@ def _tune(a: argparse.Namespace) -> int:
 
     spec = _bench(a)
     s = tune_benchmark(spec, load_search_space(a.space or spec.name), _shards(a, spec), num_samples=a.num_samples,
-                       scheduler=a.scheduler, resume=a.resume, tracking_uri=a.tracking_uri, storage=a.storage, name=a.name)
+                       scheduler=a.scheduler, resume=a.resume, tracking_uri=a.tracking_uri, storage=a.storage, name=a.name,
+                       use_gpu=a.gpu)
     print(json.dumps(s.__dict__, indent=1, default=str))
     return 0
 
@@ -198,6 +209,10 @@ def _leaderboard(a: argparse.Namespace) -> int:
     table = LeaderboardTable()
     names = [a.benchmark] if a.benchmark else sorted(p.stem for p in (project_root() / "benchmarks").glob("*.yaml"))
     specs = [load_benchmark(n) for n in names]
+    if a.rebuild:
+        from heliobench.tracking.runs import connect
+
+        print(f"leaderboard: {table.rebuild_from_mlflow(connect(a.tracking_uri), specs)} entries rebuilt from MLflow into {table.uri}")
     if a.html:
         print(f"leaderboard page: {write_leaderboard_html(table, specs, a.html)}")
         return 0
@@ -231,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Simulate an archive format-identical to JSOC exports (AIA level 1, hmi.M_720s) and Kanzelhöhe H-alpha, with coronal-hole/active-region masks, HEK events, NOAA SRS files and H-alpha quality labels. Deterministic by seed; parallel on Ray.")
     s.add_argument("out", help="output folder or s3:// prefix")
     s.add_argument("--start", default="2011-01-01", help="first time step (UTC, default 2011-01-01)")
-    s.add_argument("--end", default="2017-12-31", help="last day (UTC, inclusive, default 2017-12-31)")
+    s.add_argument("--end", default="2017-12-31", help="last day, included (UTC, default 2017-12-31); a full time stamp is an exclusive end")
     s.add_argument("--cadence", default="6h", help="time between steps, e.g. 12min, 6h, 7d (default 6h)")
     s.add_argument("--size", type=int, default=512, help="AIA/HMI image size in pixels (default 512; real data is 4096)")
     s.add_argument("--halpha-size", type=int, default=None, help="H-alpha image size in pixels (default: --size)")
@@ -301,12 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="search name (default tune-BENCH)")
     s.add_argument("--storage", help="trial storage: folder or s3://bucket/prefix (default WORKSPACE/ray_results)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides of the spec for every trial")
+    s.add_argument("--gpu", action="store_true", help="one GPU per trial (default: one CPU per trial)")
 
     s = sub.add_parser("leaderboard", parents=[common], help="rank models per benchmark (table, JSON, CSV or an HTML page)")
     s.add_argument("benchmark", nargs="?", help="one benchmark (default: all)")
     s.add_argument("--split", default="test", choices=["test"], help="the split ranked (only the frozen test split is ranked)")
     s.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default table)")
     s.add_argument("--html", metavar="DIR", help="write a static page for all benchmarks with plots into DIR")
+    s.add_argument("--rebuild", action="store_true", help="first rebuild the table from the MLflow runs marked for the leaderboard (the source of truth)")
+    s.add_argument("--tracking-uri", help="MLflow tracking URI for --rebuild (default $MLFLOW_TRACKING_URI, else the workspace's sqlite store)")
 
     s = sub.add_parser("submit", parents=[common, eng], help="score an outside model's test predictions and record them on the leaderboard",
                        description=SUBMISSION_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -89,20 +89,13 @@ def write_bytes_atomic(uri: str, data: bytes) -> None:
 def arrow_storage(uri: str) -> tuple[object | None, str]:
     """``(pyarrow filesystem, path)`` for Ray's ``storage_path``/``storage_filesystem``.
 
-    Local folders need no filesystem; ``s3://`` gets a pyarrow S3 filesystem with the
-    endpoint and keys of the usual AWS settings, and the path without its scheme.
+    Local folders need no filesystem; ``s3://`` gets the same s3fs filesystem as every
+    other object-storage access here (endpoint and keys from the usual AWS settings),
+    wrapped for pyarrow, and the path without its scheme.
     """
     if not uri.startswith("s3://"):
         return None, uri
-    from urllib.parse import urlparse
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    from pyarrow.fs import S3FileSystem
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-    kwargs: dict = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    if endpoint:
-        parsed = urlparse(endpoint)
-        kwargs |= {"endpoint_override": parsed.netloc, "scheme": parsed.scheme or "https"}
-    if os.environ.get("AWS_ACCESS_KEY_ID"):
-        kwargs |= {"access_key": os.environ["AWS_ACCESS_KEY_ID"], "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "")}
-    return S3FileSystem(**kwargs), uri[len("s3://"):]
+    fs, path = filesystem(uri)
+    return PyFileSystem(FSSpecHandler(fs)), path

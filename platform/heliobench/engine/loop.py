@@ -8,6 +8,7 @@ workers (data streamed with Ray Data, DDP across workers) and
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heliobench.engine.checkpoints import load_checkpoint, save_checkpoint
+from heliobench.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
 
@@ -36,31 +37,51 @@ class LoopContext(ABC):
         """All validation batches (rank 0 evaluates)."""
 
     @abstractmethod
-    def restore_dir(self):
-        """A context manager yielding the latest checkpoint folder, or None."""
+    def latest_checkpoint(self):
+        """The latest ``ray.train.Checkpoint`` to resume from, or None."""
+
+    @contextlib.contextmanager
+    def restore_dir(self) -> Iterator[str | None]:
+        """The latest checkpoint as a local folder (None when starting afresh)."""
+        ckpt = self.latest_checkpoint()
+        if ckpt is None:
+            yield None
+        else:
+            with ckpt.as_directory() as folder:
+                yield folder
 
     @abstractmethod
     def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         """Report an epoch's metrics, with a checkpoint from rank 0."""
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Wrap the model for distributed training (identity for one process)."""
-        return model
+        """Move the model to this worker's device, wrapped for distributed training if needed."""
+        return model.to(self.device())
+
+    def device(self) -> torch.device:
+        """Where this worker computes (a GPU when one is assigned)."""
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def log_epoch(self, metrics: dict[str, float], step: int) -> None:
         """Log metrics to tracking (rank 0)."""
 
 
 def validate(spec: BenchmarkSpec, model: torch.nn.Module, ctx: LoopContext) -> dict[str, float]:
-    """Validation loss and the benchmark's metrics (without bootstrap intervals)."""
+    """Validation loss and the benchmark's metrics (without bootstrap intervals).
+
+    Runs on rank 0 alone, so it uses the module inside any DDP wrapper: DDP's forward
+    would wait for the other ranks to join a buffer broadcast.
+    """
     task = get_task(spec.task)
+    model = unwrap(model)
     acc = task.accumulator(spec, n_boot=0)
     losses = []
+    device = ctx.device()
     for batch in ctx.val_batches(spec.training.batch_size):
-        x, y = task.inputs(spec, batch), task.targets(spec, batch)
+        x, y = task.inputs(spec, batch).to(device), task.targets(spec, batch).to(device)
         pred = task.predict(model, x)
         losses.append(task.loss(pred, y) * len(x))
-        acc.update(pred.numpy(), y.numpy())
+        acc.update(pred.cpu().numpy(), y.cpu().numpy())
     out = {f"val_{k}": v for k, v in acc.compute().items() if not k.endswith(("_ci_low", "_ci_high"))}
     n = out.pop("val_n_images", None)
     out["val_loss"] = float(np.sum(losses) / n) if n else float("nan")
@@ -75,6 +96,7 @@ def fit(config: dict, ctx: LoopContext) -> None:
     torch.manual_seed(seed)
     model = task.build_model(spec)
     model = ctx.prepare(model)
+    device = ctx.device()
     optimizer = task.optimizer(spec, model)
     history: list[dict] = []
     start = 0
@@ -90,7 +112,7 @@ def fit(config: dict, ctx: LoopContext) -> None:
         tick = time.perf_counter()
         for batch in ctx.train_batches(epoch, spec.training.batch_size, seed * 1000 + epoch):
             wait += time.perf_counter() - tick
-            x, y = task.inputs(spec, batch), task.targets(spec, batch)
+            x, y = task.inputs(spec, batch).to(device), task.targets(spec, batch).to(device)
             losses.append(task.train_step(spec, model, optimizer, x, y, generator)["loss"])
             tick = time.perf_counter()
         epoch_s = time.perf_counter() - t0

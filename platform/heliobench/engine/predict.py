@@ -50,7 +50,8 @@ def _wcs_header(image: PrepImage) -> fits.Header:
     (h["PC1_1"], h["PC1_2"]), (h["PC2_1"], h["PC2_2"]) = image.rotation_matrix
     h["DATE-OBS"] = image.obs_time.isoformat()
     h["RSUN_OBS"] = image.rsun_arcsec
-    h["INSTRUME"], h["WAVELNTH"] = image.instrument, image.channel
+    h["ORIGIN"] = "HelioBench"
+    h["HB_INPUT"] = (f"{image.instrument} {image.channel}", "instrument and channel of the input")
     return h
 
 

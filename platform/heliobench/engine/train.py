@@ -8,7 +8,6 @@ its latest checkpoint and ``FailureConfig`` restarts a failed worker group from 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import time
@@ -17,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlflow.entities import Metric, Param
+
 from heliobench.engine.checkpoints import load_weights, save_model
 from heliobench.engine.data import check_compatible, read_index, split_uris
 from heliobench.engine.loop import LoopContext, fit
+from heliobench.errors import HelioBenchError
 from heliobench.raysession import ensure_ray
 from heliobench.storage import arrow_storage
 from heliobench.specs import BenchmarkSpec
@@ -52,7 +54,12 @@ class RayTrainContext(LoopContext):
     def prepare(self, model):
         import ray.train.torch
 
-        return ray.train.torch.prepare_model(model) if ray.train.get_context().get_world_size() > 1 else model
+        return ray.train.torch.prepare_model(model)
+
+    def device(self):
+        import ray.train.torch
+
+        return ray.train.torch.get_device()
 
     def train_batches(self, epoch, batch_size, seed):
         return self._train.iter_batches(batch_size=batch_size, batch_format="numpy", local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed)
@@ -60,16 +67,10 @@ class RayTrainContext(LoopContext):
     def val_batches(self, batch_size):
         return self._val.iter_batches(batch_size=batch_size, batch_format="numpy")
 
-    @contextlib.contextmanager
-    def restore_dir(self):
+    def latest_checkpoint(self):
         import ray.train
 
-        ckpt = ray.train.get_checkpoint()
-        if ckpt is None:
-            yield None
-        else:
-            with ckpt.as_directory() as folder:
-                yield folder
+        return ray.train.get_checkpoint()
 
     def report(self, metrics, checkpoint_dir):
         import ray.train
@@ -89,21 +90,17 @@ def train_loop_per_worker(config: dict) -> None:
 def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
     """Ray Datasets streaming the train and val shards (never test)."""
     import ray.data
-    from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-    from heliobench.storage import filesystem
 
     index = read_index(shards)
     check_compatible(index, spec, shards)
     columns = ["sample_id", *spec.inputs, *spec.targets]
-    fs, _ = filesystem(shards)
-    arrow_fs = None if shards.startswith("/") or "://" not in shards else PyFileSystem(FSSpecHandler(fs))
+    arrow_fs, _ = arrow_storage(shards)
     out = {}
     for split in ("train", "val"):
         uris = split_uris(index, split)
         if not uris:
-            raise runs.HelioBenchError(f"{shards}: no {split} shards")
-        paths = [u.split("://", 1)[-1] for u in uris] if arrow_fs else uris
+            raise HelioBenchError(f"{shards}: no {split} shards")
+        paths = [arrow_storage(u)[1] for u in uris]
         out[split] = ray.data.read_parquet(paths, columns=columns, filesystem=arrow_fs)
     return out, index
 
@@ -132,7 +129,7 @@ def train(
     datasets, index = _datasets(spec, shards)
     existing = client.search_runs([exp], f"tags.mlflow.runName = '{run_name}'", max_results=1) if resume else []
     if resume and not existing:
-        raise runs.HelioBenchError(f"--resume: no run named {run_name!r} in experiment heliobench/{spec.name}")
+        raise HelioBenchError(f"--resume: no run named {run_name!r} in experiment heliobench/{spec.name}")
     if existing:
         run = existing[0]
         client.update_run(run.info.run_id, status="RUNNING")
@@ -146,14 +143,15 @@ def train(
             "heliobench.preprocessing_hash": index["preprocessing_hash"], "heliobench.shards": shards,
         })
         client.log_batch(run.info.run_id, params=[
-            runs.mlflow.entities.Param(k, str(v)[:500]) for k, v in _flat_params(spec).items()
-        ] + [runs.mlflow.entities.Param("workers", str(workers)), runs.mlflow.entities.Param("n_parameters", str(n_params))])
+            Param(k, str(v)[:500]) for k, v in _flat_params(spec).items()
+        ] + [Param("workers", str(workers)), Param("n_parameters", str(n_params))])
     run_id = run.info.run_id
     storage_fs, storage_path = arrow_storage(storage or str(runs.workspace() / "ray_results"))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"spec": spec.model_dump(mode="json"), "run_id": run_id, "tracking_uri": client.tracking_uri},
-        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                               resources_per_worker={"CPU": cpus_per_worker(workers)}),
         datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
@@ -168,11 +166,24 @@ def train(
         result = trainer.fit()
     except Exception as exc:
         client.set_terminated(run_id, "FAILED")
-        raise runs.HelioBenchError(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise HelioBenchError(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
     seconds = time.perf_counter() - t0
     _finish(client, run_id, spec, result.checkpoint, datasets, workers, seconds)
     metrics = client.get_run(run_id).data.metrics
     return TrainResult(run_id, run_name, metrics, seconds)
+
+
+def cpus_per_worker(workers: int) -> float:
+    """CPUs reserved per training worker, leaving at least one CPU of the cluster for Ray Data.
+
+    With every CPU held by training workers, the tasks that stream the shards could never
+    be scheduled; on a small cluster the workers therefore reserve a fraction of a CPU
+    (PyTorch's threads are not bound by the reservation).
+    """
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 1.0)
+    return min(1.0, max(0.1, (total - 1.0) / workers))
 
 
 def _flat_params(spec: BenchmarkSpec) -> dict[str, object]:
@@ -205,7 +216,7 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, work
         fig = task.figure(spec, x.numpy(), y.numpy(), pred.numpy(), list(batch["sample_id"]), Path(tmp) / "val_predictions.png")
         client.log_artifact(run_id, str(fig), "figures")
     client.log_batch(run_id, metrics=[
-        runs.Metric("worker_hours", workers * seconds / 3600, int(time.time() * 1000), 0),
-        runs.Metric("epochs_completed", state["epoch"] + 1, int(time.time() * 1000), 0),
+        Metric("worker_hours", workers * seconds / 3600, int(time.time() * 1000), 0),
+        Metric("epochs_completed", state["epoch"] + 1, int(time.time() * 1000), 0),
     ])
     client.set_terminated(run_id, "FINISHED")

@@ -10,12 +10,13 @@ logged twice.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlflow.entities import Param
 
 from heliobench.engine.checkpoints import save_model, load_weights
 from heliobench.engine.data import check_compatible, iter_batches, read_index, read_shards, split_uris
@@ -66,16 +67,10 @@ class TuneTrialContext(LoopContext):
     def val_batches(self, batch_size):
         return iter_batches(self._val, batch_size)
 
-    @contextlib.contextmanager
-    def restore_dir(self):
+    def latest_checkpoint(self):
         import ray.tune
 
-        ckpt = ray.tune.get_checkpoint()
-        if ckpt is None:
-            yield None
-        else:
-            with ckpt.as_directory() as folder:
-                yield folder
+        return ray.tune.get_checkpoint()
 
     def report(self, metrics, checkpoint_dir):
         import ray.tune
@@ -96,7 +91,7 @@ def _child_run(client, config: dict, spec: BenchmarkSpec, trial_id: str) -> str:
         "heliobench.trial_id": trial_id, "heliobench.model": spec.model.name, "heliobench.git_commit": config["git_commit"],
         "heliobench.manifest_hash": config["manifest_hash"], "heliobench.preprocessing_hash": config["preprocessing_hash"],
     })
-    params = [runs.mlflow.entities.Param(k, json.dumps(v)) for k, v in sorted(config["overrides"].items())]
+    params = [Param(k, json.dumps(v)) for k, v in sorted(config["overrides"].items())]
     client.log_batch(run.info.run_id, params=params)
     return run.info.run_id
 
@@ -168,6 +163,7 @@ def tune_benchmark(
     tracking_uri: str | None = None,
     storage: str | None = None,
     name: str | None = None,
+    use_gpu: bool = False,
 ) -> TuneSummary:
     """Run (or resume) a hyperparameter search of ``spec`` over ``space``."""
     from ray import tune
@@ -202,16 +198,16 @@ def tune_benchmark(
         })
         parent_id = parent.info.run_id
         client.log_batch(parent_id, params=[
-            runs.mlflow.entities.Param("space", json.dumps(space.model_dump(mode="json")["space"])[:6000]),
-            runs.mlflow.entities.Param("scheduler", scheduler),
-            runs.mlflow.entities.Param("num_samples", str(num_samples or space.num_samples)),
+            Param("space", json.dumps(space.model_dump(mode="json")["space"])[:6000]),
+            Param("scheduler", scheduler),
+            Param("num_samples", str(num_samples or space.num_samples)),
         ])
     param_space = {
         "overrides": _domains(space), "spec": spec.model_dump(mode="json"), "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "shards": shards, "max_epochs": space.max_epochs, "name": name,
         "git_commit": runs.git_commit(), "manifest_hash": index["manifest_hash"], "preprocessing_hash": index["preprocessing_hash"],
     }
-    trainable = tune.with_resources(tune_trial, {"cpu": 1})
+    trainable = tune.with_resources(tune_trial, {"cpu": 1, "gpu": 1 if use_gpu else 0})
     callbacks = [_close_runs_callback(client.tracking_uri)]
     if resume:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True, param_space=param_space, storage_filesystem=storage_fs)
@@ -230,7 +226,7 @@ def tune_benchmark(
         client.set_terminated(parent_id, "FAILED")
         raise HelioBenchError(f"search {name}: no trial reported {metric}")
     best_overrides = best.config["overrides"]
-    client.log_batch(parent_id, params=[runs.mlflow.entities.Param("best_config", json.dumps(best_overrides))])
+    client.log_batch(parent_id, params=[Param("best_config", json.dumps(best_overrides))])
     runs.log_metrics_once(client, parent_id, {f"best_{metric}": best.metrics[metric], "trials": len(results)}, step=0)
     client.set_terminated(parent_id, "FINISHED")
     return TuneSummary(parent_id, name, len(results), best_overrides, float(best.metrics[metric]), metric, time.perf_counter() - t0)

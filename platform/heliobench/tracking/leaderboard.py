@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -131,14 +132,15 @@ def _frame(entries: Iterable[LeaderboardEntry]) -> pl.DataFrame:
 
 
 class LeaderboardTable:
-    """The leaderboard parquet file at ``uri`` (local path or ``s3://``).
+    """The leaderboard parquet file at ``uri`` (local path or ``s3://``; default
+    ``$HELIOBENCH_LEADERBOARD``, else ``leaderboard.parquet`` in the workspace).
 
     Local writers serialise on an ``fcntl`` lock on ``<uri>.lock``; on object storage
     there is no lock, so use one writer there (a rebuild repairs a lost row).
     """
 
     def __init__(self, uri: str | None = None) -> None:
-        self.uri = uri or str(runs.workspace() / "leaderboard.parquet")
+        self.uri = uri or os.environ.get("HELIOBENCH_LEADERBOARD") or str(runs.workspace() / "leaderboard.parquet")
 
     def read(self) -> pl.DataFrame:
         """All entries (an empty frame with the table's columns when there is no file yet)."""

@@ -98,7 +98,12 @@ def user() -> str:
 
 
 def git_commit() -> str:
-    """The project's git commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    """The project's git commit (``-dirty`` when the tree has changes).
+
+    Outside a checkout (an installed image) it is ``$HELIOBENCH_GIT_COMMIT``, else ``unknown``.
+    """
+    if os.environ.get("HELIOBENCH_GIT_COMMIT"):
+        return os.environ["HELIOBENCH_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[3]
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()

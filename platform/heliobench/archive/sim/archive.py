@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,11 +73,14 @@ def simulate_archive(
 ) -> SimSummary:
     """Simulate SDO/AIA, SDO/HMI and KSO H-alpha files plus their labels from ``start`` to ``end``.
 
-    ``out`` is a local folder or an fsspec URI. Same seed, same Sun: any time step's files are
-    identical whatever ``start`` is. Each UTC day is one Ray task (images and labels of that
+    ``out`` is a local folder or an fsspec URI. Time steps run from ``start`` every ``cadence``
+    up to, not including, ``end``. Same seed, same Sun: any time step's files are identical
+    whatever ``start`` is. Each UTC day is one Ray task (images and labels of that
     day); at most ``2 x CPUs`` tasks are in flight, and a progress bar counts finished days.
     """
     started = time.perf_counter()
+    if "://" not in out:
+        out = os.path.abspath(out)  # Ray workers may not share the driver's working directory
     config = SimConfig(size=size, seed=seed, halpha_size=halpha_size, cadence_s=cadence_seconds(cadence))
     steps = time_steps(start, end, config.cadence_s)
     days = [(day, [t.isoformat() for t in group]) for day, group in groupby(steps, key=lambda t: t.date())]

@@ -12,7 +12,6 @@ from heliobench.archive.sim.sun import ActiveRegion, spot_radius_deg
 class RegionReport:
     """A region as NOAA reports it at one time (only regions with sunspots have one)."""
 
-    noaa: int
     area_msh: int  # as reported: rounded to 10 MSH
     mcintosh: str  # modified Zurich class + penumbra + compactness, e.g. "Dai"
     mt_wilson: str
@@ -58,7 +57,6 @@ def describe(region: ActiveRegion, envelope: float) -> RegionReport | None:
         compactness = "i" if spot_count >= 12 or complex_ else "o"
     reported_area = int(round(area / 10.0) * 10)
     return RegionReport(
-        noaa=region.noaa,
         area_msh=reported_area if zurich == "A" else max(10, reported_area),
         mcintosh=zurich + penumbra + compactness,
         mt_wilson=region.mt_wilson,

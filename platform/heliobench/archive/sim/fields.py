@@ -22,7 +22,7 @@ LABEL_MIN_ENVELOPE = 0.05
 #: Strength of plage, quiet network, coronal-hole and polar fields (G).
 PLAGE_G = 250.0
 NETWORK_G = 25.0
-CH_UNIPOLAR_G = 4.0
+CH_UNIPOLAR_G = 6.0
 POLAR_G = 8.0
 #: Loop strand spacing, relative to a region's across semi-axis.
 LOOP_SPACING = 0.25
@@ -30,8 +30,10 @@ LOOP_SPACING = 0.25
 CH_EDGE_DEG = 0.6
 
 
-def local_frame(lon_deg: float, lat_deg: float, angle_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centre, axis and across unit vectors of a feature whose axis points ``angle_deg`` from west to north."""
+def local_frame(
+    lon_deg: float, lat_deg: float, angle_deg: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre, axis and across unit vectors of a feature with its axis ``angle_deg`` from west to north."""
     lon, lat, ang = math.radians(lon_deg), math.radians(lat_deg), math.radians(angle_deg)
     centre = unit_vectors(lon_deg, lat_deg)
     west = np.array([-math.sin(lon), math.cos(lon), 0.0])
@@ -80,7 +82,9 @@ def coronal_hole_radius_deg(hole: CoronalHole, envelope: float, theta: np.ndarra
     return hole.radius_deg * envelope * (1.0 + wobble)
 
 
-def _outline(centre: np.ndarray, east_west: np.ndarray, south_north: np.ndarray, theta: np.ndarray, rho_rad: np.ndarray) -> np.ndarray:
+def _outline(
+    centre: np.ndarray, east_west: np.ndarray, south_north: np.ndarray, theta: np.ndarray, rho_rad: np.ndarray
+) -> np.ndarray:
     direction = np.cos(theta)[:, None] * east_west + np.sin(theta)[:, None] * south_north
     return np.cos(rho_rad)[:, None] * centre + np.sin(rho_rad)[:, None] * direction
 
@@ -101,7 +105,9 @@ def hole_outline(placed: Placed, n: int = 48) -> np.ndarray:
     hole: CoronalHole = placed.feature  # type: ignore[assignment]
     centre, west, north = local_frame(placed.lon_deg, placed.lat_deg, 0.0)
     theta = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    return _outline(centre, west, north, theta, np.radians(coronal_hole_radius_deg(hole, placed.envelope, theta)))
+    return _outline(
+        centre, west, north, theta, np.radians(coronal_hole_radius_deg(hole, placed.envelope, theta))
+    )
 
 
 def _placed_regions(state: SunState) -> Iterator[tuple[Placed, ActiveRegion]]:
@@ -123,7 +129,8 @@ def active_region_heat(points: PointSet, state: SunState, strands: bool = True) 
             fan = 0.6 + 0.4 * np.clip(1.0 - (x / along) ** 2, 0.0, 1.0)
             q = y / (fan * LOOP_SPACING * across)
             glow *= 0.55 + 0.15 * sum(
-                np.cos(np.pi * q / scale + phase) ** 2 for scale, phase in zip((1.0, 0.62, 0.38), region.strand_phases, strict=True)
+                np.cos(np.pi * q / scale + phase) ** 2
+                for scale, phase in zip((1.0, 0.62, 0.38), region.strand_phases, strict=True)
             )
         heat[idx] = np.maximum(heat[idx], glow)
     return heat
@@ -202,7 +209,9 @@ def _filaments(points: PointSet, state: SunState) -> np.ndarray:
         x, y = _tangent(points.xyz[idx], axis, side)
         bent = y - fil.curvature_per_deg * x**2
         taper = np.clip(1.0 - (2.0 * x / fil.length_deg) ** 4, 0.0, 1.0)
-        opacity[idx] = np.maximum(opacity[idx], placed.envelope * taper * np.exp(-(bent**2) / (2 * fil.width_deg**2)))
+        opacity[idx] = np.maximum(
+            opacity[idx], placed.envelope * taper * np.exp(-(bent**2) / (2 * fil.width_deg**2))
+        )
     return opacity
 
 

@@ -18,7 +18,7 @@ from astropy.io import fits
 from heliobench.archive.sim.config import DSUN_REF_M, RSUN_REF_M, AIAChannel
 from heliobench.archive.sim.geometry import Observer, Pointing
 
-_INT16_BLANK = -32768
+INT16_BLANK = -32768
 _INT32_BLANK = -2147483648
 #: hmi.M_720s stores the field as int32 in units of 0.1 G.
 _HMI_BSCALE = 0.1
@@ -100,7 +100,7 @@ def aia_header(
     """Level-1 AIA keywords (``image`` holds BLANK where data are missing)."""
     t_obs = date_obs + timedelta(seconds=channel.exptime_s / 2)
     x0, y0 = pointing.crpix1 - 1.0, pointing.crpix2 - 1.0
-    values = np.where(image == _INT16_BLANK, np.nan, image.astype(float))
+    values = np.where(image == INT16_BLANK, np.nan, image.astype(float))
     cards = [
         ("TELESCOP", "SDO/AIA", ""),
         ("INSTRUME", channel.instrume, ""),
@@ -122,7 +122,7 @@ def aia_header(
         ("ACS_MODE", "SCIENCE", ""),
         ("BUNIT", "DN", ""),
         ("PIXLUNIT", "DN", ""),
-        ("BLANK", _INT16_BLANK, ""),
+        ("BLANK", INT16_BLANK, ""),
         *_wcs_cards(pointing, observer),
         ("HAEX_OBS", round(observer.hae_m[0], 2), "heliocentric mean ecliptic X [m]"),
         ("HAEY_OBS", round(observer.hae_m[1], 2), "heliocentric mean ecliptic Y [m]"),
@@ -238,4 +238,3 @@ def gzipped_fits_bytes(data: np.ndarray, header: fits.Header) -> bytes:
     buffer = io.BytesIO()
     fits.PrimaryHDU(data=data, header=header).writeto(buffer)
     return gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
-

@@ -196,7 +196,9 @@ def unit_vectors(lon_deg: np.ndarray | float, lat_deg: np.ndarray | float) -> np
 
 def lon_lat_deg(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """HGS longitude and latitude (degrees) of unit vectors."""
-    return np.degrees(np.arctan2(xyz[..., 1], xyz[..., 0])), np.degrees(np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0)))
+    return np.degrees(np.arctan2(xyz[..., 1], xyz[..., 0])), np.degrees(
+        np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0))
+    )
 
 
 def visible(xyz: np.ndarray, observer: Observer) -> np.ndarray:

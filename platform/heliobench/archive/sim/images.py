@@ -53,8 +53,13 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
         active = q * (channel.ar_gain - 1.0) * np.clip(np.abs(f.b_ar) / 200.0, 0.0, 1.0)
     else:
         limb = 1.0 + channel.limb * one_minus_mu**3
-        active = q * channel.ar_gain * (
-            0.75 * f.heat**channel.ar_core_power + 0.25 * np.clip(np.abs(f.b_ar) / 300.0, 0.0, 1.0) * (1.0 - f.spot)
+        active = (
+            q
+            * channel.ar_gain
+            * (
+                0.75 * f.heat**channel.ar_core_power
+                + 0.25 * np.clip(np.abs(f.b_ar) / 300.0, 0.0, 1.0) * (1.0 - f.spot)
+            )
         )
     quiet = q * limb * (1.0 + 0.3 * f.network) * (1.0 - (1.0 - channel.ch_contrast) * f.ch)
     disk = (

@@ -13,7 +13,9 @@ KINDS = ("aia", "hmi", "halpha", "ch_mask", "ar_mask", "hek", "srs", "halpha_qua
 
 def aia_path(channel: AIAChannel, t_rec: datetime) -> str:
     """``aia/YYYY/MM/DD/aia.lev1_euv_12s.YYYY-MM-DDTHHMMSSZ.<wl>.image_lev1.fits``."""
-    return f"aia/{t_rec:%Y/%m/%d}/{channel.series}.{t_rec:%Y-%m-%dT%H%M%S}Z.{channel.wavelength}.image_lev1.fits"
+    return (
+        f"aia/{t_rec:%Y/%m/%d}/{channel.series}.{t_rec:%Y-%m-%dT%H%M%S}Z.{channel.wavelength}.image_lev1.fits"
+    )
 
 
 def hmi_path(t_rec_tai: datetime) -> str:

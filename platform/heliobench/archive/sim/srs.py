@@ -7,7 +7,7 @@ due to rotate back onto the disk within three days.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from astropy.time import Time
@@ -39,7 +39,7 @@ def _returning(placed: Placed, rate_deg_per_day: float, mjd: float) -> bool:
 
 def srs_text(model: SunModel, day: date) -> str:
     """The SRS issued on ``day``."""
-    valid = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    valid = datetime(day.year, day.month, day.day, tzinfo=UTC)
     mjd = Time(valid).mjd
     state = model.state(mjd)
     observer = observer_at(mjd)
@@ -47,13 +47,15 @@ def srs_text(model: SunModel, day: date) -> str:
     window_end = valid + timedelta(days=_RETURN_WINDOW_DAYS - 1)
 
     spotted, plage, returning = [], [], []
-    placed_regions = sorted(state.active_regions, key=lambda p: p.feature.noaa)  # type: ignore[union-attr]
+    placed_regions = sorted(state.active_regions, key=lambda p: p.feature.noaa_at(mjd))  # type: ignore[union-attr]
     rates = synodic_rate_deg_per_day(np.array([p.lat_deg for p in placed_regions]))
     for placed, rate in zip(placed_regions, rates, strict=True):
         region: ActiveRegion = placed.feature  # type: ignore[assignment]
-        number = f"{region.noaa % 10000:04d}"
+        number = f"{region.noaa_at(mjd) % 10000:04d}"
         lo = int(round(observer.l0_deg + placed.lon_deg)) % 360
-        if placed.envelope >= LABEL_MIN_ENVELOPE and visible(unit_vectors(placed.lon_deg, placed.lat_deg), observer):
+        if placed.envelope >= LABEL_MIN_ENVELOPE and visible(
+            unit_vectors(placed.lon_deg, placed.lat_deg), observer
+        ):
             report = describe(region, placed.envelope)
             location = _location(placed.lat_deg, placed.lon_deg)
             if report is None:

@@ -15,25 +15,29 @@ from functools import lru_cache
 
 import astropy.units as u
 import numpy as np
+from astropy.time import Time
+from sunpy.coordinates.sun import carrington_rotation_number
 from sunpy.sun.models import differential_rotation
 
 from heliobench.archive.sim import cycle
 from heliobench.archive.sim.streams import rng
 
-AR_MAX_LIFETIME_DAYS = 45.0
+#: Track numbers of the polar holes start here (far above the low-latitude holes' numbers).
+POLAR_TRACK_BASE = 90_000_000
+AR_MAX_LIFETIME_DAYS = 27.0  # under one synodic rotation: at most two disk passages
 CH_MAX_LIFETIME_DAYS = 100.0
 FILAMENT_MAX_LIFETIME_DAYS = 30.0
 
 #: Mount Wilson classes: share of regions and median sunspot area at maximum (MSH).
 MT_WILSON = {
-    "Alpha": (0.20, 30.0),
-    "Beta": (0.62, 70.0),
-    "Beta-Gamma": (0.12, 250.0),
-    "Beta-Gamma-Delta": (0.035, 500.0),
-    "Beta-Delta": (0.01, 350.0),
-    "Gamma": (0.005, 150.0),
-    "Delta": (0.005, 200.0),
-    "Gamma-Delta": (0.005, 400.0),
+    "Alpha": (0.30, 40.0),
+    "Beta": (0.58, 100.0),
+    "Beta-Gamma": (0.06, 300.0),
+    "Beta-Gamma-Delta": (0.025, 550.0),
+    "Beta-Delta": (0.01, 400.0),
+    "Gamma": (0.003, 200.0),
+    "Delta": (0.003, 250.0),
+    "Gamma-Delta": (0.003, 450.0),
 }
 _CLASSES = tuple(MT_WILSON)
 _CLASS_SHARES = np.array([MT_WILSON[c][0] for c in _CLASSES]) / sum(v[0] for v in MT_WILSON.values())
@@ -55,6 +59,18 @@ def synodic_rate_deg_per_day(lat_deg: np.ndarray) -> np.ndarray:
     """Synodic differential rotation rate at each latitude (Howard et al. 1990)."""
     rate = differential_rotation(1 * u.day, np.asarray(lat_deg, dtype=float) * u.deg, frame_time="synodic")
     return rate.to_value(u.deg)
+
+
+def disk_passage(lon_deg: float, lat_deg: float, emerged_mjd: float, mjd: float) -> int:
+    """How many times a feature has crossed the east limb (HGS -90°) since it emerged.
+
+    0 for the passage it emerged in (or, emerging on the far side, the one before its
+    first visible passage). Catalogs identify a feature per passage: NOAA numbers a
+    returning region anew, and SPoCA's tracks end when a hole rotates off the disk.
+    """
+    rate = float(synodic_rate_deg_per_day(np.array([lat_deg]))[0])
+    start = lon_deg + 90.0
+    return math.floor((start + rate * (mjd - emerged_mjd)) / 360.0) - math.floor(start / 360.0)
 
 
 def _wrap_deg(lon: np.ndarray | float) -> np.ndarray:
@@ -110,6 +126,10 @@ class ActiveRegion:
             return x * x * (3.0 - 2.0 * x)
         return 1.0 - (age - self.rise_days) / (self.lifetime_days - self.rise_days)
 
+    def noaa_at(self, mjd: float) -> int:
+        """The NOAA number at ``mjd``: a new one for each disk passage (see ``cycle.NOAA_SLOTS``)."""
+        return self.noaa + disk_passage(self.lon_deg, self.lat_deg, self.emerged_mjd, mjd)
+
     def spot_area_msh(self, envelope: float) -> float:
         """Sunspot area at a development stage: spots decay faster than plage, then vanish."""
         area = self.max_area_msh * envelope**1.5
@@ -129,6 +149,13 @@ class CoronalHole:
     harmonics: tuple[tuple[int, float, float], ...]  # (order, relative amplitude, phase rad)
     polarity: int
     polar: bool = False
+
+    def track_at(self, mjd: float) -> int:
+        """The SPoCA track number at ``mjd``: one per disk passage, one per Carrington
+        rotation for the (always visible) polar holes."""
+        if self.polar:
+            return POLAR_TRACK_BASE + 10 * int(carrington_rotation_number(Time(mjd, format="mjd"))) + self.track
+        return 10 * self.track + disk_passage(self.lon_deg, self.lat_deg, self.emerged_mjd, mjd)
 
     def envelope(self, mjd: float) -> float:
         """Size relative to ``radius_deg``: grows and shrinks over the lifetime."""
@@ -191,7 +218,10 @@ def _spot_layout(mt_wilson: str, d: float, area: float, rand: np.random.Generato
         n = int(rand.integers(4, 6))
         xs = rand.uniform(-d, d, n)
         ys = rand.uniform(-0.5 * d, 0.5 * d, n)
-        layout = [(float(x), float(y), 1 if i % 2 == 0 else -1, 1.0) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+        layout = [
+            (float(x), float(y), 1 if i % 2 == 0 else -1, 1.0)
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+        ]
     elif mt_wilson == "Alpha":
         layout = [(0.3 * d, 0.0, 1, 1.0)]
     elif mt_wilson == "Delta":
@@ -224,7 +254,9 @@ def active_regions_emerging(seed: int, day: int) -> tuple[ActiveRegion, ...]:
         lon = float(rand.uniform(-180.0, 180.0))
         mt_wilson = _CLASSES[int(rand.choice(len(_CLASSES), p=_CLASS_SHARES))]
         area = float(np.clip(MT_WILSON[mt_wilson][1] * math.exp(0.8 * rand.normal()), 5.0, 2500.0))
-        lifetime = float(np.clip((4.0 + area / 10.0) * math.exp(0.35 * rand.normal()), 2.0, AR_MAX_LIFETIME_DAYS))
+        lifetime = float(
+            np.clip((4.0 + area / 10.0) * math.exp(0.35 * rand.normal()), 2.0, AR_MAX_LIFETIME_DAYS)
+        )
         tilt = -hemisphere * (0.5 * abs(lat) + 10.0 * float(rand.normal()))
         leading = cyc.north_leading_polarity * hemisphere
         if rand.random() < _ANTI_HALE_SHARE:
@@ -266,7 +298,11 @@ def coronal_holes_forming(seed: int, day: int) -> tuple[CoronalHole, ...]:
                 lon_deg=float(rand.uniform(-180.0, 180.0)),
                 radius_deg=float(rand.uniform(4.0, 12.0)),
                 harmonics=tuple(
-                    (order, float(np.clip(rand.normal(0.0, 0.12), -0.25, 0.25)), float(rand.uniform(0, 2 * math.pi)))
+                    (
+                        order,
+                        float(np.clip(rand.normal(0.0, 0.12), -0.25, 0.25)),
+                        float(rand.uniform(0, 2 * math.pi)),
+                    )
                     for order in (2, 3, 4)
                 ),
                 polarity=1 if rand.random() < 0.5 else -1,
@@ -279,7 +315,10 @@ def coronal_holes_forming(seed: int, day: int) -> tuple[CoronalHole, ...]:
 def _polar_hole_shapes(seed: int) -> tuple[tuple[tuple[int, float, float], ...], ...]:
     rand = rng(seed, "polar_holes")
     return tuple(
-        tuple((order, float(rand.normal(0.0, 0.1)), float(rand.uniform(0, 2 * math.pi))) for order in (1, 2, 3, 5))
+        tuple(
+            (order, float(rand.normal(0.0, 0.1)), float(rand.uniform(0, 2 * math.pi)))
+            for order in (1, 2, 3, 5)
+        )
         for _ in range(2)
     )
 
@@ -345,14 +384,20 @@ class SunModel:
 
     def _recent(self, source, mjd: float, max_lifetime_days: float) -> list:
         today = math.floor(mjd)
-        return [f for day in range(today - math.ceil(max_lifetime_days), today + 1) for f in source(self.seed, day)]
+        return [
+            f
+            for day in range(today - math.ceil(max_lifetime_days), today + 1)
+            for f in source(self.seed, day)
+        ]
 
     def state(self, mjd: float) -> SunState:
         """All features present at ``mjd`` (UTC), placed where they are then."""
         cycle.check_supported(mjd, "simulated Sun")
         regions = _place(self._recent(active_regions_emerging, mjd, AR_MAX_LIFETIME_DAYS), mjd)
         holes = _place(
-            list(polar_holes(self.seed, mjd)) + self._recent(coronal_holes_forming, mjd, CH_MAX_LIFETIME_DAYS), mjd
+            list(polar_holes(self.seed, mjd))
+            + self._recent(coronal_holes_forming, mjd, CH_MAX_LIFETIME_DAYS),
+            mjd,
         )
         filaments = _place(self._recent(filaments_forming, mjd, FILAMENT_MAX_LIFETIME_DAYS), mjd)
         return SunState(

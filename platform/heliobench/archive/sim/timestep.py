@@ -21,9 +21,10 @@ from heliobench.archive.sim.hek import hek_events
 from heliobench.archive.sim.streams import rng
 from heliobench.archive.sim.sun import SunModel
 
-#: Share of AIA images with a non-zero QUALITY word, and the one simulated: data lost in telemetry.
-AIA_FLAGGED_SHARE = 0.005
-AIA_QUALITY_MISSING = 0x00000100
+#: Share of AIA images that lose rows in telemetry (and so get a non-zero QUALITY word).
+AIA_DATA_LOSS_SHARE = 0.005
+#: Level-1 QUALITY bits 8-11: MISSVALS > 0, > 1 %, > 5 %, > 25 % of TOTVALS.
+_MISSING_BITS = ((0.0, 0x100), (0.01, 0x200), (0.05, 0x400), (0.25, 0x800))
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,24 @@ def _step_key(t: datetime) -> int:
     return int(round(_mjd(t) * 86400.0))
 
 
-def _look(model: SunModel, instrument: str, t: datetime, size: int, seed: int) -> tuple[Observer, Pointing, images.Scene]:
+def aia_lost_rows(seed: int, wavelength: int, t: datetime, size: int) -> slice:
+    """Rows of an AIA image lost in telemetry (usually none)."""
+    draw = rng(seed, "quality", wavelength, _step_key(t))
+    if draw.random() >= AIA_DATA_LOSS_SHARE:
+        return slice(0, 0)
+    first = int(draw.integers(0, size))
+    return slice(first, first + max(1, size // 16))
+
+
+def aia_quality_word(image: np.ndarray) -> int:
+    """The QUALITY bits an image's missing (BLANK) pixels set."""
+    missing = float(np.mean(image == fitsfiles.INT16_BLANK))
+    return sum(bit for threshold, bit in _MISSING_BITS if missing > threshold)
+
+
+def _look(
+    model: SunModel, instrument: str, t: datetime, size: int, seed: int
+) -> tuple[Observer, Pointing, images.Scene]:
     mjd = _mjd(t)
     observer = observer_at(mjd)
     pointing = pointing_for(seed, instrument, int(np.floor(mjd)), size, observer)
@@ -58,12 +76,8 @@ def _aia_files(model: SunModel, t: datetime, config: SimConfig) -> tuple[list[tu
     files = []
     for channel in AIA_CHANNELS.values():
         image = images.aia_image(channel, scene, rng(config.seed, "noise", channel.wavelength, key))
-        flag = rng(config.seed, "quality", channel.wavelength, key)
-        quality = 0
-        if flag.random() < AIA_FLAGGED_SHARE:
-            quality = AIA_QUALITY_MISSING
-            first = int(flag.integers(0, config.size))
-            image[first : first + max(1, config.size // 16)] = -32768
+        image[aia_lost_rows(config.seed, channel.wavelength, t, config.size)] = fitsfiles.INT16_BLANK
+        quality = aia_quality_word(image)
         date_obs = t + timedelta(seconds=channel.t_offset_s)
         t_rec = (date_obs + timedelta(seconds=channel.exptime_s / 2 + 0.5)).replace(microsecond=0)
         header = fitsfiles.aia_header(channel, date_obs, t_rec, pointing, observer, image, quality)
@@ -96,7 +110,9 @@ def _halpha_file(model: SunModel, t: datetime, config: SimConfig) -> tuple[str, 
     degradation = weather.draw_degradation(rand)
     exptime_s = float(rand.uniform(0.002, 0.004))
     observer, pointing, scene = _look(model, "KSO", t_obs, config.halpha_px, config.seed)
-    image = images.add_camera_noise(images.halpha_expected_dn(scene), rng(config.seed, "noise", 6563, _step_key(t_obs)))
+    image = images.add_camera_noise(
+        images.halpha_expected_dn(scene), rng(config.seed, "noise", 6563, _step_key(t_obs))
+    )
     if degradation != "none":
         radius_px = observer.rsun_obs_arcsec / pointing.cdelt_arcsec
         image = weather.degrade(image, degradation, radius_px, rand)

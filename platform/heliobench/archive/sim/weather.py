@@ -31,7 +31,9 @@ def degrade(image: np.ndarray, kind: str, disk_radius_px: float, rand: np.random
     n = image.shape[0]
     if kind == "clouds":
         coarse = gaussian_filter(rand.standard_normal((16, 16)), 2.0, mode="wrap")
-        cover = np.clip(zoom(coarse / coarse.std(), n / 16, order=1)[:n, :n] * 0.6 + rand.uniform(0.0, 0.6), 0, 1)
+        cover = np.clip(
+            zoom(coarse / coarse.std(), n / 16, order=1)[:n, :n] * 0.6 + rand.uniform(0.0, 0.6), 0, 1
+        )
         depth = rand.uniform(0.4, 0.85)
         haze = 0.15 * float(np.median(image))
         return image * (1.0 - depth * cover) + haze * cover

@@ -127,9 +127,10 @@ def group_rectangles(rects: ArrayLike, group_threshold: int, eps: float) -> tupl
     Rectangles are partitioned into the transitive classes of the similarity "every edge
     within ``eps * (min width + min height) / 2``"; each class becomes its mean rectangle
     with weight = class size; classes of size <= ``group_threshold`` are dropped, and so is
-    a class lying inside another kept one (within ``eps`` of its size) when that one has
-    more than max(3, its size) members or it has fewer than 3. With ``group_threshold <= 0``
-    the input comes back unchanged with weights 1, as in OpenCV.
+    a class lying inside another class above the threshold (within ``eps`` of that one's
+    size) when that one has more than max(3, its size) members or it has fewer than 3.
+    Classes come in order of their first member. With ``group_threshold <= 0`` the input
+    comes back unchanged with weights 1, as in OpenCV.
     """
     rects = np.asarray(rects, dtype=float).reshape(-1, 4)
     if group_threshold <= 0 or len(rects) == 0:

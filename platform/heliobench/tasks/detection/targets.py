@@ -37,7 +37,8 @@ from sunpy.coordinates import Heliocentric, HeliographicStonyhurst
 
 from heliobench.archive.readers.hek import bbox_to_pixels
 
-#: De Oliveira & Gradvohl (2020) keep active-region boxes larger than this (pixels).
+#: Boxes of at most this area (pixels) are dropped: the cut attributed to de Oliveira &
+#: Gradvohl (2020), not checked against the paper's text.
 MIN_AREA_PX = 36.0
 
 
@@ -66,7 +67,7 @@ def box_area(boxes: ArrayLike) -> np.ndarray:
 
 
 def large_enough(boxes: ArrayLike, min_area_px: float = MIN_AREA_PX) -> np.ndarray:
-    """Boolean mask of the boxes whose area exceeds ``min_area_px`` (the paper's 36-pixel cut)."""
+    """Boolean mask of the boxes whose area exceeds ``min_area_px`` (36 by default)."""
     return box_area(boxes) > min_area_px
 
 

@@ -170,7 +170,8 @@ class SegmentationAccumulator:
 
     def compute(self) -> dict[str, float]:
         """Every metric under stable keys: ``{iou,dice}_{pooled,image_mean}_{soft,05}`` and
-        ``n_images``. The thresholded (``_05``) ones also get ``_ci_low``/``_ci_high`` bounds."""
+        ``n_images``. The thresholded (``_05``) ones also get ``_ci_low``/``_ci_high`` bounds
+        unless the accumulator was made with ``n_boot=0``."""
         if not self._soft:
             raise ValueError("SegmentationAccumulator.compute() called before any update()")
         soft = tuple(np.concatenate(parts) for parts in zip(*self._soft))
@@ -181,7 +182,8 @@ class SegmentationAccumulator:
             report[f"dice_pooled_{suffix}"] = _pooled(2.0 * inter, pred + true, SCSS_SMOOTH)
             report[f"iou_image_mean_{suffix}"] = float(_ratio(inter, pred + true - inter).mean())
             report[f"dice_image_mean_{suffix}"] = float(_ratio(2.0 * inter, pred + true).mean())
-        report.update(self._intervals(*hard))
+        if self.n_boot > 0:  # n_boot=0: point estimates only (e.g. per-epoch validation)
+            report.update(self._intervals(*hard))
         return report
 
     def _intervals(self, inter: Floats, pred: Floats, true: Floats) -> dict[str, float]:

@@ -70,8 +70,9 @@ class SegmentationTask(Task):
         if spec.training.augment:
             inputs, targets = augment_pair(inputs, targets, generator, **spec.training.params.get("augment", {}))
         optimizer.zero_grad(set_to_none=True)
-        probs = model(inputs)
-        loss = F.binary_cross_entropy(probs.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), targets)
+        with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=inputs.device.type == "cuda"):
+            probs = model(inputs)  # mixed precision on GPUs; the loss is computed in float32
+        loss = F.binary_cross_entropy(probs.float().clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), targets)
         loss.backward()
         optimizer.step()
         return {"loss": float(loss.detach())}

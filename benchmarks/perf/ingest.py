@@ -1,0 +1,353 @@
+"""Ingest throughput: header cataloguing and decode + preprocessing + shard writing, on Ray
+with 1 and 2 CPUs, against a sequential sunpy loop and the astropy decode ceiling.
+
+Measured on the simulated archive: AIA (9 channels) and HMI at 4096² RICE-compressed plus
+the CH/AR masks, and the same at 1024². Each Ray configuration runs in a fresh process
+(``ray.init(num_cpus=N)``) and is warmed up on one day of the 1024² archive first, so the
+numbers are steady-state throughput, not Ray start-up.
+
+* header cataloguing: :func:`heliobench.catalog.ingest.ingest` (reads every file, sha256,
+  header, sunpy geometry; no pixel decoding);
+* shards: :func:`heliobench.shards.write_shards` on the manifest of those files (decode,
+  default preprocessing to 256², parquet tensor shards), one sample per shard;
+* end to end: ingest + manifest + shards;
+* sequential loop: ``sunpy.map.Map(file)`` + the same pipelines (``member_pipelines``) +
+  ``np.save`` of the result, one file after another, as published works prepare data;
+* decode ceiling: ``astropy.io.fits.open(file)`` + ``np.array(hdu.data)`` (RICE decompression)
+  on the same files, by 1 process and by a pool of 2 processes;
+* linearity: header cataloguing of 1x, 4x and 16x days of the 1024² archive, time per file.
+
+The shard stage runs twice (fresh output) and the faster run counts; the machine may be
+shared. ``ray.timeline()`` gives, per stage, the seconds workers spent executing tasks and
+deserialising arguments (module imports on a cold worker), so the details say how busy
+the workers were: busy = execute / (wall x CPUs).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import common
+from common import row
+
+SIZES = {
+    "full": {"workers": [1, 2], "big_days": 2, "small_days": 4, "linearity_days": [1, 4, 16], "size_px": 256, "warmup": True,
+             "repeats": 2},
+    "tiny": {"workers": [2], "big_days": 1, "small_days": 1, "linearity_days": [1, 2], "size_px": 16, "warmup": False,
+             "repeats": 1},
+}
+SCHEME = "bench"
+SPEEDUP_TARGET = 1.8
+CEILING_TARGET = 0.70
+LINEARITY_TARGET = 1.2
+
+
+def bench_card():
+    """The ``sdo_sim`` card (9 AIA channels, HMI, CH and AR masks) with one scheme putting 2017 in train."""
+    from heliobench.specs import DateRange, SplitScheme, load_card
+
+    card = load_card("sdo_sim")
+    scheme = SplitScheme(
+        train=DateRange(start=date(2017, 1, 1), end=date(2017, 12, 31)),
+        val=DateRange(start=date(2018, 1, 1), end=date(2018, 1, 31)),
+        test=DateRange(start=date(2018, 2, 1), end=date(2018, 2, 28)),
+    )
+    return card.model_copy(update={"split_schemes": {SCHEME: scheme}})
+
+
+def ray_activity(start: float, end: float) -> dict[str, float]:
+    """Seconds Ray workers spent executing tasks and deserialising their arguments (imports on a
+    cold worker) between the wall-clock times ``start`` and ``end``, from ``ray.timeline()``."""
+    import ray
+
+    out = {"execute_s": 0.0, "deserialize_s": 0.0}
+    for event in ray.timeline():
+        if event.get("ph") != "X" or not start <= event["ts"] / 1e6 <= end:
+            continue
+        if event.get("cat") == "task:execute":
+            out["execute_s"] += event.get("dur", 0) / 1e6
+        elif event.get("cat") == "task:deserialize_arguments":
+            out["deserialize_s"] += event.get("dur", 0) / 1e6
+    return out
+
+
+def pipeline(sources: list[str], scratch: Path, size_px: int, members: tuple[str, ...] | None = None,
+             samples_per_shard: int = 1, repeats: int = 1, activity: bool = False) -> dict[str, Any]:
+    """Catalogue ``sources``, freeze a manifest and write its shards under ``scratch``; times each stage.
+
+    The shard stage runs ``repeats`` times into fresh folders; ``shards_s`` is the fastest.
+    With ``activity``, the Ray timeline of each stage says how busy the workers were.
+    """
+    from heliobench.catalog.ingest import ingest
+    from heliobench.catalog.splits import make_manifest, write_manifest
+    from heliobench.catalog.tables import load_catalog
+    from heliobench.shards import write_shards
+
+    card = bench_card()
+    common.fresh(scratch)
+    catalog, manifest_uri, shards = str(scratch / "catalog"), str(scratch / "manifest.parquet"), str(scratch / "shards")
+    t_header = time.time()
+    header_s, summary = common.timed(lambda: ingest(sources, catalog, progress=False))
+    header_activity = ray_activity(t_header, time.time()) if activity else None
+
+    def freeze():
+        manifest, _ = make_manifest(load_catalog(catalog), card, SCHEME)
+        write_manifest(manifest, manifest_uri)
+        return manifest
+
+    manifest_s, manifest = common.timed(freeze)
+    keys = [m.key for m in card.members if members is None or m.key in members]
+    shard_times, shard_activity = [], []
+    for _ in range(repeats):
+        common.fresh(Path(shards))
+        t_shards = time.time()
+        seconds, shard_summary = common.timed(lambda: write_shards(
+            manifest_uri, card, shards, size_px=size_px, splits=("train",), samples_per_shard=samples_per_shard,
+            members=members, progress=False))
+        shard_times.append(seconds)
+        if activity:
+            shard_activity.append(ray_activity(t_shards, time.time()))
+    best = min(range(repeats), key=lambda i: shard_times[i])
+    samples = manifest.split("train")
+    return {
+        "files_catalogued": summary.files_read,
+        "quarantined": summary.new_quarantined,
+        "samples": samples.height,
+        "members": len(keys),
+        "files_decoded": samples.height * len(keys),
+        "header_s": header_s,
+        "manifest_s": manifest_s,
+        "shards_s": shard_times[best],
+        "shards_all_s": shard_times,
+        "shards_written": shard_summary.shards_written,
+        "header_activity": header_activity,
+        "shards_activity": shard_activity[best] if activity else None,
+        "uris": [[r[f"{k}_uri"] for k in keys] for r in samples.select([f"{k}_uri" for k in keys]).to_dicts()],
+        "keys": keys,
+    }
+
+
+def config_child(workers: int, archives: dict[str, str], scratch: str, size: str, isolate: bool = True) -> dict[str, Any]:
+    """One Ray configuration (``num_cpus=workers``): warm-up, 4096² and 1024² pipelines, linearity."""
+    cfg = SIZES[size]
+    cpus = common.start_ray(workers, isolate)
+    common.quiet_ray_data()
+    root = Path(scratch)
+    t0 = time.perf_counter()
+    if cfg["warmup"]:
+        pipeline(common.day_folders(archives["small"], 1), root / "warmup", cfg["size_px"])
+    warmup_s = time.perf_counter() - t0
+    big = pipeline(common.day_folders(archives["big"], cfg["big_days"]), root / "big", cfg["size_px"],
+                   repeats=cfg["repeats"], activity=True)
+    small = pipeline(common.day_folders(archives["small"], cfg["small_days"]), root / "small", cfg["size_px"],
+                     repeats=cfg["repeats"], activity=True)
+    linearity = {}
+    from heliobench.catalog.ingest import ingest
+
+    for days in cfg["linearity_days"]:
+        cat = common.fresh(root / f"linearity-{days}")
+        seconds, summary = common.timed(lambda: ingest(common.day_folders(archives["small"], days), str(cat), progress=False))
+        linearity[str(days)] = {"files": summary.files_read, "seconds": seconds}
+    return {"workers": workers, "ray_cpus": cpus, "warmup_s": warmup_s, "big": big, "small": small, "linearity": linearity}
+
+
+def sequential_child(uris: list[list[str]], keys: list[str], size_px: int, out: str) -> dict[str, Any]:
+    """The sequential loop: ``sunpy.map.Map(file)``, the same preprocessing, ``np.save``; per-phase times."""
+    import numpy as np
+    import sunpy.map
+
+    from heliobench.shards import member_pipelines
+
+    card = bench_card()
+    card = card.model_copy(update={"members": [m for m in card.members if m.key in keys]})
+    pipelines = member_pipelines(card, size_px)
+    labels = {m.key for m in card.members if m.label is not None}
+    folder = common.fresh(Path(out))
+    sunpy.map.Map(uris[0][0])  # warm-up: first-use imports and caches are not what we measure
+    map_s = prep_s = save_s = 0.0
+    files = 0
+    for i, sample in enumerate(uris):
+        for key, uri in zip(keys, sample):
+            t0 = time.perf_counter()
+            smap = sunpy.map.Map(uri)
+            t1 = time.perf_counter()
+            if key in labels:
+                result = pipelines[key].apply_label(np.asarray(smap.data), smap)
+            else:
+                result = pipelines[key].apply(smap)
+            t2 = time.perf_counter()
+            np.save(folder / f"{i:05d}_{key}.npy", result)
+            t3 = time.perf_counter()
+            map_s, prep_s, save_s, files = map_s + t1 - t0, prep_s + t2 - t1, save_s + t3 - t2, files + 1
+    return {"files": files, "map_s": map_s, "prep_s": prep_s, "save_s": save_s, "seconds": map_s + prep_s + save_s}
+
+
+#: Where the time of one shard sample goes: (label, file suffix, function) summed as cumulative time.
+PROFILE_PARTS = (
+    ("read bytes", "heliobench/storage.py", "read_bytes"),
+    ("decode (astropy RICE + copy)", "readers/containers.py", "_fits_data"),
+    ("headers + sunpy Map", "readers/images.py", "understand"),
+    ("headers + sunpy Map", "readers/images.py", "_to_map"),
+    ("preprocessing", "prep/pipeline.py", "apply"),
+    ("preprocessing", "prep/pipeline.py", "apply_label"),
+)
+
+
+def profile_child(uris: list[str], keys: list[str], size_px: int) -> dict[str, Any]:
+    """cProfile of preparing one sample's files as shard writing does (``prepare_member``), by part."""
+    import cProfile
+    import io
+    import pstats
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from heliobench.shards import member_pipelines, prepare_member
+
+    card = bench_card()
+    card = card.model_copy(update={"members": [m for m in card.members if m.key in keys]})
+    members = {m.key: m for m in card.members}
+    pipelines = member_pipelines(card, size_px)
+    prepare_member(members[keys[-1]], uris[-1], pipelines[keys[-1]])  # warm-up
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    arrays = [prepare_member(members[k], u, pipelines[k]) for k, u in zip(keys, uris)]
+    t1 = time.perf_counter()
+    pq.write_table(pa.table({k: [a.ravel()] for k, a in zip(keys, arrays)}), io.BytesIO(), compression="zstd")
+    profiler.disable()
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    parts: dict[str, float] = {}
+    for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+        for label, suffix, name in PROFILE_PARTS:
+            if func == name and file.endswith(suffix):
+                parts[label] = parts.get(label, 0.0) + ct
+    parts["parquet write (zstd)"] = total - (t1 - t0)
+    parts["other"] = max(0.0, total - sum(parts.values()))
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)
+    lines = out.getvalue().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip().startswith("ncalls")), len(lines))
+    return {"files": len(uris), "seconds": total, "parts_s": parts,
+            "top_tottime": [line.rstrip() for line in lines[start:] if line.strip()][:9],
+            "note": "cProfile adds overhead to Python-heavy parts; shares are indicative"}
+
+
+def _decode(uri: str) -> int:
+    """Decompress the first image HDU of a FITS file (astropy); bytes of pixels."""
+    import warnings
+
+    import numpy as np
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(uri) as hdul:
+            for hdu in hdul:
+                if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
+                    return np.array(hdu.data).nbytes
+    return 0
+
+
+def decode_child(uris: list[str], procs: int) -> dict[str, Any]:
+    """The decode ceiling: astropy alone decompressing ``uris``, by ``procs`` processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _decode(uris[-1])  # warm-up (imports)
+    if procs == 1:
+        seconds, sizes = common.timed(lambda: [_decode(u) for u in uris])
+    else:
+        with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_decode, [uris[-1]] * procs))  # workers started and warm
+            seconds, sizes = common.timed(lambda: list(pool.map(_decode, uris, chunksize=1)))
+    return {"files": len(uris), "procs": procs, "seconds": seconds, "bytes": int(sum(sizes))}
+
+
+def run(size: str = "full", workdir: str | Path | None = None, isolate: bool = True) -> dict[str, Any]:
+    """Ingest benchmark; rows for the table and the raw measurements."""
+    cfg = SIZES[size]
+    root = common.workdir(workdir)
+    archives = common.archives(size, root, isolate)
+    scratch = root / "scratch" / "ingest"
+    configs = {}
+    for w in cfg["workers"]:
+        configs[w] = common.call(isolate, "ingest", "config_child",
+                                 {"workers": w, "archives": archives, "scratch": str(scratch / f"w{w}"), "size": size,
+                                  "isolate": isolate})["result"]
+    ref = configs[max(cfg["workers"])]
+    baselines: dict[str, dict] = {}
+    for name in ("big", "small"):
+        part = ref[name]
+        flat = [u for sample in part["uris"] for u in sample]
+        seq = common.call(isolate, "ingest", "sequential_child",
+                          {"uris": part["uris"], "keys": part["keys"], "size_px": cfg["size_px"],
+                           "out": str(scratch / f"sequential-{name}")})["result"]
+        dec = {p: common.call(isolate, "ingest", "decode_child", {"uris": flat, "procs": p})["result"] for p in (1, 2)}
+        baselines[name] = {"sequential": seq, "decode": dec}
+        baselines[name]["profile"] = common.call(isolate, "ingest", "profile_child",
+                                                 {"uris": part["uris"][0], "keys": part["keys"],
+                                                  "size_px": cfg["size_px"]})["result"]
+    rows = _rows(cfg, configs, baselines, archives, size)
+    return {"rows": rows, "details": {"configs": _strip(configs), "baselines": baselines, "archives": archives,
+                                      "size": size, "cpus": os.cpu_count()}}
+
+
+def _strip(configs: dict) -> dict:
+    return {w: {k: ({kk: vv for kk, vv in v.items() if kk != "uris"} if isinstance(v, dict) else v) for k, v in c.items()}
+            for w, c in configs.items()}
+
+
+def _rows(cfg, configs, baselines, archives, size) -> list[dict]:
+    rows = []
+    px = {name: common.ARCHIVES[size][name]["size"] for name in ("big", "small")}
+    workers = cfg["workers"]
+    for name in ("big", "small"):
+        seq = baselines[name]["sequential"]
+        dec = baselines[name]["decode"]
+        seq_rate = seq["files"] / seq["seconds"]
+        map_rate = seq["files"] / seq["map_s"]
+        label = f"ingest {px[name]}²"
+        for w in workers:
+            part = configs[w][name]
+            if name == "big":
+                rate = part["files_catalogued"] / part["header_s"]
+                rows.append(row(f"{label}: header cataloguing, {w} worker(s) (vs sequential sunpy.map.Map)",
+                                rate, "files/s", map_rate, common.ratio(rate, map_rate)))
+            rate = part["files_decoded"] / part["shards_s"]
+            speedup_ok = None
+            target = None
+            if w == max(workers) and w >= 2:
+                target, speedup_ok = f"ratio >= {SPEEDUP_TARGET}", rate / seq_rate >= SPEEDUP_TARGET
+            rows.append(row(f"{label}: decode+prep+shards, {w} worker(s) (vs sequential Map+prep loop)",
+                            rate, "files/s", seq_rate, common.ratio(rate, seq_rate), target, speedup_ok))
+            ceiling = dec[min(w, 2)]["files"] / dec[min(w, 2)]["seconds"]
+            frac = rate / ceiling
+            rows.append(row(f"{label}: decode+prep+shards, {w} worker(s) vs decode ceiling ({min(w, 2)} proc)",
+                            rate, "files/s", ceiling, frac, f"ratio >= {CEILING_TARGET}", frac >= CEILING_TARGET))
+        part = configs[max(workers)][name]
+        total = part["header_s"] + part["manifest_s"] + part["shards_s"]
+        rate = part["files_decoded"] / total
+        rows.append(row(f"{label}: end to end (catalog+manifest+shards), {max(workers)} worker(s) (vs sequential)",
+                        rate, "files/s", seq_rate, common.ratio(rate, seq_rate)))
+    lin = configs[max(workers)]["linearity"]
+    days = cfg["linearity_days"]
+    base = lin[str(days[0])]
+    base_ms = 1000 * base["seconds"] / base["files"]
+    for d in days[1:]:
+        m = lin[str(d)]
+        ms = 1000 * m["seconds"] / m["files"]
+        rows.append(row(f"ingest {px['small']}²: header cataloguing {d // days[0]}x archive ({m['files']} files), "
+                        f"time/file vs 1x ({base['files']} files)", ms, "ms/file", base_ms, ms / base_ms,
+                        f"ratio <= {LINEARITY_TARGET}", ms / base_ms <= LINEARITY_TARGET))
+    return rows
+
+
+if __name__ == "__main__":
+    common.main_for(run)
