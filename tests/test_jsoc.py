@@ -234,3 +234,17 @@ def test_unreachable_server_fails_quickly(tmp_path: Path) -> None:
     with pytest.raises(HelioBenchError, match=expected):
         fetch_jsoc(URI, str(tmp_path / "out"), email=EMAIL, server_url=server_url, progress=False)
     assert time.monotonic() - started < 5
+
+
+def test_ingest_catalogues_a_jsoc_query(archive: Path, tmp_path: Path, monkeypatch, ray_session) -> None:
+    from heliobench.catalog.ingest import ingest
+    from heliobench.catalog.tables import load_catalog
+
+    with JsocServer(archive) as server:
+        monkeypatch.setenv("HELIOBENCH_JSOC_URL", server.url)
+        monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+        summary = ingest([URI], str(tmp_path / "catalog"), download_dir=str(tmp_path / "downloads"), progress=False)
+    assert summary.new_observations == len(MATCHING) and summary.new_quarantined == 0
+    obs = load_catalog(str(tmp_path / "catalog")).observations
+    assert set(obs["instrument"]) == {"HMI"} and set(obs["channel"]) == {"magnetogram"}
+    assert sorted(Path(u).name for u in obs["uri"]) == sorted(exported_name(t) for t in MATCHING)

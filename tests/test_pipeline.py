@@ -96,6 +96,20 @@ def test_s3_round_trip(tiny_archive, tiny_catalog, s3_bucket, tmp_path):
     assert not [p for p in fs.find(cat) if "/.tmp-" in p]  # atomic writes leave no temporary keys
 
 
+def test_shards_to_object_storage(tiny_catalog, tiny_shards, s3_bucket):
+    import s3fs
+
+    out = f"{s3_bucket}/shards"
+    s = write_shards(str(tiny_catalog / "manifest.parquet"), load_card("sdo_sim"), out, size_px=64, members=SEG,
+                     samples_per_shard=16, splits=("val",), progress=False)
+    local = json.loads((tiny_shards / "index.json").read_text())
+    remote = json.loads(s3fs.S3FileSystem().cat_file(f"{out}/index.json"))
+    assert s.shards_written == len(remote["shards"]) > 0
+    assert remote["preprocessing_hash"] == local["preprocessing_hash"]
+    by_split = {x["sample_ids"][0]: x["sha256"] for x in local["shards"] if x["split"] == "val"}
+    assert {x["sample_ids"][0]: x["sha256"] for x in remote["shards"]} == by_split  # byte-identical shards
+
+
 def test_split_hash_stable_and_strict_audits_clean(tiny_catalog, capsys):
     card = load_card("sdo_sim")
     tables = load_catalog(str(tiny_catalog))

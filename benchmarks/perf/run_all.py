@@ -47,7 +47,7 @@ def notes_for(details: dict) -> list[str]:
             act = part.get("shards_activity")
             if act and part.get("shards_s"):
                 busy = act["execute_s"] / (part["shards_s"] * c["ray_cpus"])
-                notes.append(f"ingest {name} archive, {w} worker(s): write_shards {part['shards_s']:.1f} s for "
+                notes.append(f"ingest {name} archive, Ray num_cpus={c['ray_cpus']}: write_shards {part['shards_s']:.1f} s for "
                              f"{part['files_decoded']} files ({part['samples']} shards, runs {', '.join(f'{t:.1f}' for t in part['shards_all_s'])} s); "
                              f"Ray workers busy {100 * busy:.0f} % of wall x CPUs, {act['deserialize_s']:.1f} s unpickling arguments")
     seq = details.get("ingest", {}).get("baselines", {})
@@ -78,8 +78,10 @@ def notes_for(details: dict) -> list[str]:
     ti = details.get("training_input")
     if ti:
         rd = ti["ray_data"]
-        notes.append(f"training_input: Ray Data {rd['samples']} samples in {rd['seconds']:.1f} s over {rd['epochs']} epochs "
-                     f"of {rd['epoch_samples']} samples (shard list repeated); Ray CPUs {rd['ray_cpus']}")
+        notes.append(f"training_input: Ray Data epochs of {rd['epoch_samples']} samples (hard-linked copies of the shard "
+                     f"files) took {', '.join(f'{t:.1f}' for t in rd['epoch_s'])} s (fastest counts); DataLoader epochs "
+                     f"{', '.join(f'{t:.1f}' for t in ti['dataloader_small']['epoch_s'])} s (1024²), "
+                     f"{', '.join(f'{t:.1f}' for t in ti['dataloader_big']['epoch_s'])} s (4096²)")
     gpu = details.get("gpu_readiness")
     if gpu and gpu.get("device") != "cuda":
         notes.append("gpu_readiness: no GPU on this machine; the script ran on the CPU at small sizes (see each row). "
@@ -106,6 +108,9 @@ def main() -> int:
     before = common.machine()
     print(f"HelioBench performance suite ({size}) on {before['cores']} cores, {before['cpu_model']}, "
           f"{before['memory_gib']} GiB, GPU: {before['gpu'] or 'none'}; load average {before['load_average'][0]:.2f}", flush=True)
+    if before["load_average"][0] > 0.5 * before["cores"]:
+        print(f"WARNING: load average {before['load_average'][0]:.1f} on {before['cores']} cores: other processes compete "
+              "for the CPUs, so parallel speed-ups will read low", flush=True)
     rows, details, seconds, failures = [], {}, {}, {}
     for name in chosen:
         print(f"[{time.perf_counter() - t0:6.0f} s] {name} ...", flush=True)
@@ -128,7 +133,7 @@ def main() -> int:
           f"GPU {before['gpu'] or 'none'}; load average {before['load_average'][0]:.2f} before, "
           f"{after['load_average'][0]:.2f} after; python {before['python']}, ray {before['versions']['ray']}, "
           f"torch {before['versions']['torch']}, polars {before['versions']['polars']}")
-    print(f"Run: {size}, {started:%Y-%m-%d %H:%M} UTC, {total / 60:.1f} min "
+    print(f"Run: {size}, {started:%Y-%m-%d %H:%M} UTC, {total / 60:.1f} min including cache builds "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
     print()
     print(common.format_table(rows))

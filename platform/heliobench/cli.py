@@ -336,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workdir", default="work/demo", help="working folder (default work/demo)")
     s.add_argument("--start", default="2011-01-01", help="archive start (default 2011-01-01)")
     s.add_argument("--end", default="2017-12-31", help="archive end (default 2017-12-31)")
-    s.add_argument("--cadence", default="7d", help="archive cadence (default 7d)")
-    s.add_argument("--size", type=int, default=256, help="image size (default 256)")
+    s.add_argument("--cadence", default="10d", help="archive cadence (default 10d)")
+    s.add_argument("--size", type=int, default=128, help="image and shard size (default 128, to fit a CPU; the benchmark's own is 256)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return p
 

@@ -20,7 +20,7 @@ from heliobench.engine.evaluate import evaluate
 from heliobench.engine.train import train
 from heliobench.engine.tune import tune_benchmark
 from heliobench.shards import write_shards
-from heliobench.specs import BenchmarkSpec, load_benchmark, load_card, load_search_space
+from heliobench.specs import BenchmarkSpec, SearchDimension, load_benchmark, load_card, load_search_space
 from heliobench.tracking.html import write_leaderboard_html
 from heliobench.tracking.leaderboard import LeaderboardTable, format_leaderboard, rank
 
@@ -28,6 +28,10 @@ from heliobench.tracking.leaderboard import LeaderboardTable, format_leaderboard
 DEMO_SHARD_MEMBERS = ("aia_171", "aia_193", "ch_mask", "ar_mask")
 #: Benchmarks on the demo's leaderboard page.
 DEMO_BENCHMARKS = ("ch_segmentation",)
+#: The demo trains a narrow SCSS-Net (same architecture, fewer filters) to fit a CPU budget.
+DEMO_TRAIN_OVERRIDES = ["model.params.base_filters=8", "training.epochs=3", "training.batch_size=8"]
+#: The demo's search: the benchmark's space with narrow networks, 4 trials of at most 2 epochs.
+DEMO_TUNE_FILTERS = [4, 8]
 
 
 def _train_tune_rank(bench: BenchmarkSpec, shard_dir: str, work: Path, t0: float) -> dict:
@@ -37,7 +41,10 @@ def _train_tune_rank(bench: BenchmarkSpec, shard_dir: str, work: Path, t0: float
     _step("train", t0)
     test = evaluate(spec, result.run_id, shard_dir)
     _step("evaluate", t0)
-    space = load_search_space(spec.name).model_copy(update={"max_epochs": 2, "num_samples": 4})
+    space = load_search_space(spec.name)
+    narrow = {**space.space, "model.params.base_filters": SearchDimension(type="choice", values=DEMO_TUNE_FILTERS),
+              "training.batch_size": SearchDimension(type="choice", values=[8])}
+    space = space.model_copy(update={"max_epochs": 2, "num_samples": 4, "space": narrow})
     search = tune_benchmark(spec, space, shard_dir, name=f"demo-tune-{time.strftime('%Y%m%d-%H%M%S')}")
     _step("tune", t0)
     table = LeaderboardTable()
@@ -50,10 +57,6 @@ def _train_tune_rank(bench: BenchmarkSpec, shard_dir: str, work: Path, t0: float
 
 def _step(name: str, t0: float) -> None:
     print(f"[demo] {name} done at {time.perf_counter() - t0:.0f} s", flush=True)
-
-
-#: The demo trains a narrow SCSS-Net (same architecture, fewer filters) to fit a CPU budget.
-DEMO_TRAIN_OVERRIDES = ["model.params.base_filters=8", "training.epochs=3", "training.batch_size=8"]
 
 
 def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: int) -> dict:

@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from heliobench.archive.labels import detect_label
+from heliobench.archive.readers import read_header
 from heliobench.archive.observation import CATALOG_SCHEMA
 from heliobench.catalog.sources import SourceFile, list_source
 from heliobench.catalog.tables import LABELS_SCHEMA, CatalogTables, load_catalog, save_catalog
@@ -69,8 +70,6 @@ def read_one(uri: str, size_bytes: int, stamp: str) -> dict:
         label = detect_label(raw, uri)
         if label is not None:
             return row | {"status": "label", "kind": label.kind, "time_start": label.time_start, "time_end": label.time_end}
-        from heliobench.archive.readers import read_header
-
         record = read_header(raw, uri)
     except ReaderError as exc:
         return row | {"status": "quarantine", "reason": exc.reason}

@@ -6,6 +6,7 @@ evaluation alone (:func:`split_uris` refuses ``test`` unless asked by the evalua
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 
@@ -49,12 +50,14 @@ def split_uris(index: dict, split: str, allow_test: bool = False) -> list[str]:
 
 def read_shards(uris: list[str], columns: list[str]) -> dict[str, np.ndarray]:
     """Read shard files into one dict of numpy arrays (column → stacked values)."""
+    importlib.import_module("ray.data.extensions")  # registers Ray's tensor type with pyarrow
+
     parts: dict[str, list] = {c: [] for c in columns}
     for uri in uris:
         table = pq.read_table(io.BytesIO(read_bytes(uri)), columns=columns)
         for c in columns:
-            col = table.column(c)
-            parts[c].append(col.combine_chunks().to_numpy() if hasattr(col.type, "shape") else np.asarray(col.to_pylist()))
+            col = table.column(c).combine_chunks()
+            parts[c].append(col.to_numpy() if hasattr(col.type, "shape") else np.asarray(col.to_pylist()))
     return {c: np.concatenate(v) if v else np.empty(0) for c, v in parts.items()}
 
 

@@ -95,6 +95,7 @@ def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
     check_compatible(index, spec, shards)
     columns = ["sample_id", *spec.inputs, *spec.targets]
     arrow_fs, _ = arrow_storage(shards)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # per-epoch streams: no bars
     out = {}
     for split in ("train", "val"):
         uris = split_uris(index, split)

@@ -44,7 +44,7 @@ class TuneSummary:
 
 def trial_spec(config: dict) -> BenchmarkSpec:
     """The benchmark spec of one trial: the base spec with the trial's overrides."""
-    base = BenchmarkSpec.model_validate(config["spec"])
+    base = BenchmarkSpec.model_validate_json(config["spec"])
     overrides = [f"{k}={json.dumps(v)}" for k, v in sorted(config["overrides"].items())]
     overrides.append(f"training.epochs={config['max_epochs']}")
     return base.with_overrides(overrides)
@@ -128,7 +128,7 @@ def _close_runs_callback(tracking_uri: str):
         def _close(self, trial, status: str) -> None:
             client = runs.MlflowClient(tracking_uri)
             found = client.search_runs(
-                [runs.experiment_id(client, trial.config["spec"]["name"])],
+                [runs.experiment_id(client, trial_spec(trial.config).name)],
                 f"tags.`heliobench.trial_id` = '{trial.trial_id}' and tags.`mlflow.parentRunId` = '{trial.config['parent_run_id']}'",
                 max_results=1,
             )
@@ -203,7 +203,7 @@ def tune_benchmark(
             Param("num_samples", str(num_samples or space.num_samples)),
         ])
     param_space = {
-        "overrides": _domains(space), "spec": spec.model_dump(mode="json"), "parent_run_id": parent_id,
+        "overrides": _domains(space), "spec": spec.model_dump_json(), "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "shards": shards, "max_epochs": space.max_epochs, "name": name,
         "git_commit": runs.git_commit(), "manifest_hash": index["manifest_hash"], "preprocessing_hash": index["preprocessing_hash"],
     }
