@@ -128,7 +128,7 @@ def build_catalog(n_rows: int, seed: int = 0):
         )
         folder = pl.col("obs_time").dt.strftime("%Y/%m/%d")
         if inst == "AIA":
-            name = pl.concat_str([pl.lit(f"/data/sdo/aia/"), folder, pl.lit(f"/{series}."),
+            name = pl.concat_str([pl.lit("/data/sdo/aia/"), folder, pl.lit(f"/{series}."),
                                   pl.col("obs_time").dt.strftime("%Y-%m-%dT%H%M%SZ"), pl.lit(f".{channel}.image_lev1.fits")])
         else:
             name = pl.concat_str([pl.lit("/data/sdo/hmi/"), folder, pl.lit("/hmi.m_720s."),
