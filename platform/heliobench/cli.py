@@ -15,7 +15,7 @@ from collections.abc import Callable
 import polars as pl
 
 from heliobench import __version__
-from heliobench.errors import HelioBenchError
+from heliobench.errors import ConfigError, HelioBenchError
 from heliobench.tracking.submission_format import SUBMISSION_FORMAT
 
 VERBS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -181,9 +181,15 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _predict(a: argparse.Namespace) -> int:
     from heliobench.engine.predict import predict_files
 
-    records = predict_files(_bench(a), a.run, a.inputs, a.out, tracking_uri=a.tracking_uri)
+    options = {}
+    for item in a.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    records = predict_files(_bench(a), a.run, a.inputs, a.out, tracking_uri=a.tracking_uri, options=options)
     for r in records:
-        print(f"{r['input']}: mask {r['mask_png']}, {r['mask_fits']}, overlay {r['overlay']} ({100 * r['fraction']:.1f}% of pixels)")
+        print(json.dumps({k: v for k, v in r.items() if isinstance(v, (str, int, float, list))}, default=str))
     return 0
 
 
@@ -306,7 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", parents=[common, eng], help="run a trained model on your files (FITS, JP2, PNG)")
     s.add_argument("--run", required=True, help="MLflow run id whose model to use")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (local or s3://)")
-    s.add_argument("--out", required=True, help="output folder for masks (PNG, FITS) and overlays")
+    s.add_argument("--out", required=True, help="output folder (masks, boxes and cut-outs, translated channels or quality maps, with figures)")
+    s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task option, repeatable: segmentation threshold=0.5; event_tracking box=X0,Y0,X1,Y1 (pixels on the "
+                        "registered grid of the first input); ar_detection coverage=0.5; halpha_quality threshold=SCORE")
 
     s = sub.add_parser("tune", parents=[common, eng], help="hyperparameter search with Ray Tune (ASHA), trials as MLflow child runs")
     s.add_argument("--space", help="search space YAML in tune_spaces/ (default: the benchmark's name)")

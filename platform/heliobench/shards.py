@@ -14,6 +14,7 @@ import io
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import polars as pl
@@ -24,7 +25,7 @@ from heliobench.catalog.splits import SPLITS, Manifest, read_manifest
 from heliobench.errors import HelioBenchError, ReaderError
 from heliobench.prep import Pipeline, default_pipeline
 from heliobench.raysession import ensure_ray
-from heliobench.specs import DatasetCard, Member
+from heliobench.specs import DatasetCard
 from heliobench.storage import filesystem, join, read_bytes, with_retries, write_bytes_atomic
 
 
@@ -59,21 +60,30 @@ def preprocessing_hash(pipelines: dict[str, Pipeline]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def prepare_member(member: Member, uri: str, pipeline: Pipeline) -> np.ndarray:
-    """One member of one sample, read and preprocessed (images float32, masks uint8)."""
+def prepare_sample(card: DatasetCard, row: dict, pipelines: dict[str, Pipeline]) -> dict[str, np.ndarray]:
+    """Every member of one manifest row, read and preprocessed.
+
+    Observations become float32 registered images; label files are encoded by their
+    kind's encoder (:mod:`heliobench.prep.labels`) on the registered grid of their
+    ``grid`` member, at the sample time plus the member's offset.
+    """
     from heliobench.archive.readers import read_map
+    from heliobench.prep.labels import LabelContext, encode_label
 
-    raw = read_bytes(uri)
-    if member.label is not None:
-        import sunpy.map
-        from astropy.io import fits
-
-        with fits.open(io.BytesIO(raw)) as hdul:
-            hdu = next(h for h in hdul if h.data is not None)
-            mask = np.asarray(hdu.data)
-            smap = sunpy.map.Map(mask.astype(np.float32), hdu.header)
-        return (pipeline.apply_label(mask, smap) > 0).astype(np.uint8)
-    return pipeline.apply(read_map(raw, uri)).astype(np.float32)
+    images, out = {}, {}
+    for m in card.members:
+        if m.label is None:
+            uri = row[f"{m.key}_uri"]
+            images[m.key] = pipelines[m.key].run(read_map(read_bytes(uri), uri))[0]
+            out[m.key] = images[m.key].data.astype(np.float32)
+    t = datetime.fromisoformat(row["time"]).replace(tzinfo=timezone.utc)
+    for m in card.members:
+        if m.label is not None:
+            uri = row[f"{m.key}_uri"]
+            ctx = LabelContext(m, t + timedelta(minutes=m.offset_min), pipelines[m.key], images.get(m.grid or ""),
+                               row.get(f"{m.grid}_uri") if m.grid else None)
+            out[m.key] = encode_label(read_bytes(uri), uri, ctx)
+    return out
 
 
 def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], out: str) -> dict:
@@ -81,11 +91,12 @@ def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], 
     uri = join(out, task["split"], f"shard-{task['index']:05d}.parquet")
     columns: dict[str, list] = {m.key: [] for m in card.members}
     for row in rows:
-        for m in card.members:
-            try:
-                columns[m.key].append(prepare_member(m, row[f"{m.key}_uri"], pipelines[m.key]))
-            except ReaderError as exc:
-                raise HelioBenchError(f"sample {row['sample_id']}: {exc}") from None
+        try:
+            sample = prepare_sample(card, row, pipelines)
+        except ReaderError as exc:
+            raise HelioBenchError(f"sample {row['sample_id']}: {exc}") from None
+        for key, value in sample.items():
+            columns[key].append(value)
     table = pa.table(
         {
             "sample_id": [r["sample_id"] for r in rows],

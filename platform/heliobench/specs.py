@@ -34,17 +34,31 @@ class _Strict(BaseModel):
 
 
 class Member(_Strict):
-    """One part of a sample: an observation (instrument + channel) or a label kind."""
+    """One part of a sample: an observation (instrument + channel) or a label kind.
+
+    A member joins the sample at the reference time plus ``offset_min`` (negative: an
+    earlier frame, as the previous frame of a tracking pair), with the ``nearest``
+    observation within ``tolerance_min`` (default: the card's), or with the latest one
+    at or ``before`` that time (label files covering a period, such as a day's HEK
+    events or SRS). A label member encodes its file on the registered grid of the
+    observation member named by ``grid``.
+    """
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
     instrument: str | None = None
     channel: str | None = None
     label: str | None = None
+    offset_min: float = 0.0
+    tolerance_min: float | None = Field(default=None, gt=0)
+    match: str = Field(default="nearest", pattern=r"^(nearest|before)$")
+    grid: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Member":
         if (self.label is None) == (self.instrument is None or self.channel is None):
             raise ValueError("give either instrument and channel, or label")
+        if self.grid is not None and self.label is None:
+            raise ValueError("only a label member has a grid")
         return self
 
 
@@ -118,8 +132,11 @@ class DatasetCard(_Strict):
         if self.reference not in keys:
             raise ValueError(f"reference {self.reference!r} is not a member key ({', '.join(keys)})")
         ref = next(m for m in self.members if m.key == self.reference)
-        if ref.label is not None:
-            raise ValueError("the reference member must be an observation, not a label")
+        if ref.label is not None or ref.offset_min != 0:
+            raise ValueError("the reference member must be an observation without an offset")
+        for m in self.members:
+            if m.grid is not None and (m.grid not in keys or self.member(m.grid).label is not None):
+                raise ValueError(f"member {m.key}: grid {m.grid!r} is not an observation member")
         return self
 
     def member(self, key: str) -> Member:
@@ -238,13 +255,20 @@ class BenchmarkSpec(_Strict):
         return card
 
     def with_overrides(self, overrides: list[str]) -> "BenchmarkSpec":
-        """A copy with ``section.key=value`` overrides (values parsed as YAML) applied."""
+        """A copy with ``section.key=value`` overrides (values parsed as YAML) applied.
+
+        ``inputs=[...]`` and ``targets=[...]`` choose other members of the card (the
+        channel-selection grid of ``aia_channel_selection`` searches over them).
+        """
         data = self.model_dump()
         for item in overrides:
             key, sep, raw = item.partition("=")
             parts = key.strip().split(".")
+            if sep and parts in (["inputs"], ["targets"]):
+                data[parts[0]] = yaml.safe_load(raw)
+                continue
             if not sep or len(parts) < 2 or parts[0] not in ("training", "model", "evaluation", "input_scaling"):
-                raise ConfigError(f"--set {item!r}: expected training.KEY=VALUE, model.params.KEY=VALUE, ...")
+                raise ConfigError(f"--set {item!r}: expected training.KEY=VALUE, model.params.KEY=VALUE, inputs=[...], ...")
             node = data
             for p in parts[:-1]:
                 node = node.setdefault(p, {})

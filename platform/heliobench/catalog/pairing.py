@@ -2,7 +2,8 @@
 
 Each observation of the card's reference member starts a sample; every other member
 (an instrument channel, or a label kind) joins with its nearest observation in time
-within the card's tolerance. References missing any member are counted as unmatched,
+(or the latest one before, for label files covering a period) at the reference time
+plus the member's offset, within the member's or the card's tolerance. References missing any member are counted as unmatched,
 per member, and left out: nothing is filled in from another time.
 """
 
@@ -68,18 +69,21 @@ def pair(tables: CatalogTables, card: DatasetCard) -> PairingResult:
             pl.col("uri").alias(f"{member.key}_uri"),
             pl.col("checksum").alias(f"{member.key}_checksum"),
         )
-        joined = samples.join_asof(
-            rows, left_on="time", right_on=f"{member.key}_time", strategy="nearest", tolerance=tolerance
+        offset = timedelta(minutes=member.offset_min)
+        joined = (
+            samples.with_columns((pl.col("time") + offset).alias("_target"))
+            .join_asof(
+                rows,
+                left_on="_target",
+                right_on=f"{member.key}_time",
+                strategy="nearest" if member.match == "nearest" else "backward",
+                tolerance=timedelta(minutes=member.tolerance_min) if member.tolerance_min else tolerance,
+            )
         )
         missing = joined[f"{member.key}_uri"].is_null()
         unmatched[member.key] = int(missing.sum())
-        samples = (
-            joined.with_columns(
-                ((pl.col(f"{member.key}_time") - pl.col("time")).dt.total_microseconds() / 1e6).alias(
-                    f"{member.key}_dt_s"
-                )
-            )
-            .drop(f"{member.key}_time")
-        )
+        samples = joined.with_columns(
+            ((pl.col(f"{member.key}_time") - pl.col("time")).dt.total_microseconds() / 1e6).alias(f"{member.key}_dt_s")
+        ).drop(f"{member.key}_time", "_target")
     complete = samples.drop_nulls([f"{m.key}_uri" for m in card.members])
     return PairingResult(samples=complete, references=base.height, unmatched_by_member=unmatched)

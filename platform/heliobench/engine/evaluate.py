@@ -16,6 +16,7 @@ from heliobench.engine.data import check_compatible, read_index, read_shards, sp
 from heliobench.errors import HelioBenchError
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
+from heliobench.tasks.base import to_numpy
 from heliobench.tracking import runs
 
 
@@ -41,11 +42,7 @@ def test_ids(spec: BenchmarkSpec, shards: str) -> list[str]:
 
 def score(spec: BenchmarkSpec, shards: str, predict: Callable[[dict[str, np.ndarray]], np.ndarray], n_boot: int = 1000) -> dict[str, float]:
     """The benchmark's metrics of ``predict`` (batch → predictions) on the test split."""
-    task = get_task(spec.task)
-    acc = task.accumulator(spec, n_boot=n_boot)
-    for batch in _test_batches(spec, shards, spec.training.batch_size):
-        acc.update(np.asarray(predict(batch)), task.targets(spec, batch).numpy())
-    return acc.compute()
+    return get_task(spec.task).score(spec, _test_batches(spec, shards, spec.training.batch_size), predict, n_boot=n_boot)
 
 
 def load_run_model(client, run_id: str, spec: BenchmarkSpec) -> torch.nn.Module:
@@ -83,7 +80,7 @@ def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | 
         raise HelioBenchError(f"{shards}: shards of manifest {index['manifest_hash'][:12]}, run {run_id} trained on {run.data.tags['heliobench.manifest_hash'][:12]}")
     task = get_task(trained.task)
     model = load_run_model(client, run_id, trained)
-    metrics = score(trained, shards, lambda b: task.predict(model, task.inputs(trained, b)).numpy(), n_boot=n_boot)
+    metrics = score(trained, shards, lambda b: to_numpy(task.predict(model, task.inputs(trained, b))), n_boot=n_boot)
     runs.log_metrics_once(client, run_id, {f"test_{k}": v for k, v in metrics.items()}, step=0)
     client.set_tag(run_id, "heliobench.leaderboard", "1")
     LeaderboardTable().add_entry(entry_from_run(client, run_id, spec))

@@ -21,6 +21,7 @@ import torch
 from heliobench.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
+from heliobench.tasks.base import to_device, to_numpy
 
 
 class LoopContext(ABC):
@@ -54,7 +55,7 @@ class LoopContext(ABC):
     def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         """Report an epoch's metrics, with a checkpoint from rank 0."""
 
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module, parallel_strategy: str | None = "ddp") -> torch.nn.Module:
         """Move the model to this worker's device, wrapped for distributed training if needed."""
         return model.to(self.device())
 
@@ -78,10 +79,10 @@ def validate(spec: BenchmarkSpec, model: torch.nn.Module, ctx: LoopContext) -> d
     losses = []
     device = ctx.device()
     for batch in ctx.val_batches(spec.training.batch_size):
-        x, y = task.inputs(spec, batch).to(device), task.targets(spec, batch).to(device)
+        x, y = to_device(task.inputs(spec, batch), device), to_device(task.targets(spec, batch), device)
         pred = task.predict(model, x)
-        losses.append(task.loss(pred, y) * len(x))
-        acc.update(pred.cpu().numpy(), y.cpu().numpy())
+        losses.append(task.loss(pred, y) * len(batch["sample_id"]))
+        acc.update(to_numpy(pred), to_numpy(y))
     out = {f"val_{k}": v for k, v in acc.compute().items() if not k.endswith(("_ci_low", "_ci_high"))}
     n = out.pop("val_n_images", None)
     out["val_loss"] = float(np.sum(losses) / n) if n else float("nan")
@@ -95,7 +96,7 @@ def fit(config: dict, ctx: LoopContext) -> None:
     seed = spec.training.seed
     torch.manual_seed(seed)
     model = task.build_model(spec)
-    model = ctx.prepare(model)
+    model = ctx.prepare(model, task.parallel_strategy)
     device = ctx.device()
     optimizer = task.optimizer(spec, model)
     history: list[dict] = []
@@ -112,7 +113,7 @@ def fit(config: dict, ctx: LoopContext) -> None:
         tick = time.perf_counter()
         for batch in ctx.train_batches(epoch, spec.training.batch_size, seed * 1000 + epoch):
             wait += time.perf_counter() - tick
-            x, y = task.inputs(spec, batch).to(device), task.targets(spec, batch).to(device)
+            x, y = to_device(task.inputs(spec, batch), device), to_device(task.targets(spec, batch), device)
             losses.append(task.train_step(spec, model, optimizer, x, y, generator)["loss"])
             tick = time.perf_counter()
         epoch_s = time.perf_counter() - t0

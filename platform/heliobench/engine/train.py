@@ -26,6 +26,7 @@ from heliobench.raysession import ensure_ray
 from heliobench.storage import arrow_storage
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
+from heliobench.tasks.base import to_numpy
 from heliobench.tracking import runs
 
 
@@ -51,10 +52,10 @@ class RayTrainContext(LoopContext):
         self._val = ray.train.get_dataset_shard("val")
         self._client = runs.MlflowClient(config["tracking_uri"]) if self.rank == 0 else None
 
-    def prepare(self, model):
+    def prepare(self, model, parallel_strategy="ddp"):
         import ray.train.torch
 
-        return ray.train.torch.prepare_model(model)
+        return ray.train.torch.prepare_model(model, parallel_strategy=parallel_strategy)
 
     def device(self):
         import ray.train.torch
@@ -214,7 +215,7 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, work
         batch = {k: np.stack([r[k] for r in val]) for k in val[0]}
         x, y = task.inputs(spec, batch), task.targets(spec, batch)
         pred = task.predict(model, x)
-        fig = task.figure(spec, x.numpy(), y.numpy(), pred.numpy(), list(batch["sample_id"]), Path(tmp) / "val_predictions.png")
+        fig = task.figure(spec, to_numpy(x), to_numpy(y), to_numpy(pred), list(batch["sample_id"]), Path(tmp) / "val_predictions.png")
         client.log_artifact(run_id, str(fig), "figures")
     client.log_batch(run_id, metrics=[
         Metric("worker_hours", workers * seconds / 3600, int(time.time() * 1000), 0),

@@ -90,6 +90,18 @@ class PrepImage:
         """A short name of the observation for messages, e.g. ``AIA 171 2011-03-19T10:54:00``."""
         return f"{self.instrument} {self.channel} {self.obs_time:%Y-%m-%dT%H:%M:%S}"
 
+    def world_to_pixel(self, tx_arcsec: np.ndarray, ty_arcsec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """0-based pixel ``(x, y)`` of helioprojective ``(Tx, Ty)`` in arcsec, by the WCS's linear part.
+
+        The gnomonic (TAN) projection departs from linear by under 0.01% within 1.1 R☉,
+        far below a pixel at any SDO resolution.
+        """
+        linear = np.diag(self.scale_arcsec) @ np.asarray(self.rotation_matrix)
+        offsets = np.stack([np.asarray(tx_arcsec, float) - self.reference_arcsec[0],
+                            np.asarray(ty_arcsec, float) - self.reference_arcsec[1]])
+        px = np.linalg.solve(linear, offsets.reshape(2, -1)).reshape(offsets.shape)
+        return px[0] + self.reference_px[0], px[1] + self.reference_px[1]
+
     def with_data(self, data: np.ndarray, **changes) -> PrepImage:
         """A copy with new pixels (cast to float32) and optionally other fields changed."""
         return dataclasses.replace(self, data=np.asarray(data, dtype=np.float32), **changes)

@@ -11,7 +11,7 @@ from torch import nn
 
 from heliobench.errors import ConfigError
 from heliobench.specs import BenchmarkSpec
-from heliobench.tasks.base import MetricAccumulator, Task
+from heliobench.tasks.base import InputImage, MetricAccumulator, Task
 from heliobench.tasks.segmentation.augment import augment_pair
 from heliobench.tasks.segmentation.metrics import SegmentationAccumulator
 from heliobench.tasks.segmentation.model import ScssNet
@@ -106,3 +106,48 @@ class SegmentationTask(Task):
         fig.savefig(path, dpi=80)
         plt.close(fig)
         return path
+
+    def predict_files(self, spec, model, images: list[InputImage], out_dir: Path, options: dict[str, str]) -> list[dict]:
+        """Per input: the probability mask as PNG, a FITS mask on the registered grid (with
+        the input's WCS, observer and time) and an overlay figure. Option ``threshold`` (0.5)."""
+        threshold = float(options.get("threshold", 0.5))
+        records = []
+        for item in images:
+            x = item.data[None] if item.image is None else self.inputs(spec, {spec.inputs[0]: item.data[None]}).numpy()[0]
+            prob = self.predict(model, torch.from_numpy(np.ascontiguousarray(x)[None])).numpy()[0, 0]
+            records.append(_write_mask_outputs(out_dir, item, x[0], prob, (prob > threshold).astype(np.uint8)))
+        return records
+
+
+def _write_mask_outputs(out_dir: Path, item: InputImage, image: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from astropy.io import fits
+    from PIL import Image
+
+    from heliobench.engine.predict import wcs_header
+
+    stem = item.stem
+    png = out_dir / f"{stem}_mask.png"
+    Image.fromarray(np.flipud(mask * 255).astype(np.uint8)).save(png)
+    fits_path = out_dir / f"{stem}_mask.fits"
+    hdr = wcs_header(item.image) if item.image is not None else fits.Header()
+    hdr["BUNIT"] = "probability"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(prob.astype(np.float32), hdr, name="PROBABILITY"),
+                  fits.ImageHDU(mask, hdr, name="MASK")]).writeto(fits_path, overwrite=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    axes[0].imshow(image, origin="lower", cmap="gray")
+    axes[0].set_title(f"{stem}: input")
+    axes[1].imshow(image, origin="lower", cmap="gray")
+    axes[1].contour(mask, levels=[0.5], colors="orange", linewidths=0.8)
+    axes[1].set_title("prediction (p > 0.5)")
+    for ax in axes:
+        ax.axis("off")
+    overlay = out_dir / f"{stem}_overlay.png"
+    fig.tight_layout()
+    fig.savefig(overlay, dpi=90)
+    plt.close(fig)
+    return {"input": stem, "mask_png": str(png), "mask_fits": str(fits_path), "overlay": str(overlay),
+            "fraction": float(mask.mean()), "probabilities": prob}
