@@ -7,10 +7,12 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-# Debian packages: OpenJPEG for JPEG 2000 (Helioviewer JP2 files); Chromium for the leaderboard page test.
-APT_PACKAGES := libopenjp2-7 chromium
+# Debian packages: OpenJPEG for JPEG 2000 (Helioviewer JP2 files); Chromium for the leaderboard page test;
+# PostgreSQL for the shared tracking server (`make services`, tests/test_shared_tracking.py).
+APT_PACKAGES := libopenjp2-7 chromium postgresql
+SERVICES_DIR ?= work/services
 
-.PHONY: demo test bench system-deps clean
+.PHONY: demo test test-fast test-cluster bench system-deps clean services shared-tracking services-down
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -29,8 +31,28 @@ $(BIN)/heliobench: pyproject.toml | system-deps
 demo: system-deps $(BIN)/heliobench
 	$(BIN)/heliobench demo
 
+# Everything, the multi-node and fault tests (marked slow) included.
 test: system-deps $(BIN)/heliobench
 	$(BIN)/pytest -q --timeout=900
+
+# Without the slow multi-node and fault tests (a quicker loop while developing).
+test-fast: system-deps $(BIN)/heliobench
+	$(BIN)/pytest -q --timeout=900 -m "not slow"
+
+# Only the multi-node cluster and fault tests.
+test-cluster: system-deps $(BIN)/heliobench
+	$(BIN)/pytest -q --timeout=900 -m slow
+
+# The shared lab services on this machine: PostgreSQL, an S3-compatible server (moto) and
+# `mlflow server` with basic-auth, on 127.0.0.1 (ports MLFLOW_PORT=5000, S3_PORT=9000,
+# PG_PORT=5433); credentials and addresses in $(SERVICES_DIR)/lab.env. See infra/README.md.
+services: system-deps $(BIN)/heliobench
+	$(BIN)/python infra/local/services.py up --dir $(SERVICES_DIR)
+
+shared-tracking: services
+
+services-down:
+	$(BIN)/python infra/local/services.py down --dir $(SERVICES_DIR)
 
 bench: system-deps $(BIN)/heliobench
 	$(BIN)/python benchmarks/perf/run_all.py

@@ -45,6 +45,19 @@ os.environ.update(
 )
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A fresh HelioBench workspace (``HELIOBENCH_WORKSPACE``) for one test module."""
+    ws = tmp_path_factory.mktemp("ws")
+    old = os.environ.get("HELIOBENCH_WORKSPACE")
+    os.environ["HELIOBENCH_WORKSPACE"] = str(ws)
+    yield ws
+    if old is None:
+        os.environ.pop("HELIOBENCH_WORKSPACE")
+    else:
+        os.environ["HELIOBENCH_WORKSPACE"] = old
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray session (2 CPUs, loopback) shared by the whole suite."""
@@ -197,3 +210,82 @@ def client(tmp_path, monkeypatch, migrated_db):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("HELIOBENCH_LEADERBOARD", raising=False)
     return runs.connect(f"sqlite:///{tmp_path}/mlflow.db")
+
+
+# --------------------------------------------------------------------------------------
+# Shared lab services: PostgreSQL and an MLflow server with basic-auth (infra/local/services.py)
+# --------------------------------------------------------------------------------------
+
+
+def load_lab_services():
+    """``infra/local/services.py`` as the module ``heliobench_lab_services`` (loaded once)."""
+    import importlib.util
+    import sys
+
+    name = "heliobench_lab_services"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "infra" / "local" / "services.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def lab_services():
+    """The module ``infra/local/services.py`` (what ``make services`` runs)."""
+    return load_lab_services()
+
+
+@pytest.fixture(scope="session")
+def postgres(lab_services):
+    """A PostgreSQL cluster of its own on 127.0.0.1 (a free port, a random password)."""
+    import secrets
+    import shutil
+    import tempfile
+
+    # Outside pytest's temporary folder: PostgreSQL runs as the `postgres` user when we are root.
+    data = Path(tempfile.mkdtemp(prefix="hb-pg-", dir="/tmp"))
+    os.chmod(data, 0o755)
+    pg = lab_services.Postgres(data / "data", _free_port(), secrets.token_urlsafe(16))
+    pg.start()
+    yield pg
+    pg.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+class SharedTracking:
+    """The secured shared tracking server: URL, accounts, and the server to stop and restart."""
+
+    def __init__(self, server, admin_password: str, users: dict[str, str], bucket: str):
+        self.server = server
+        self.url = server.url
+        self.admin_password = admin_password
+        self.users = users  # name -> password; "raycluster" has EDIT on every experiment
+        self.bucket = bucket
+
+    def uri(self, user: str) -> str:
+        """The tracking URI with ``user``'s credentials in it (``http://user:password@host:port``)."""
+        return self.url.replace("http://", f"http://{user}:{self.users[user]}@")
+
+    def env(self, user: str) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": self.users[user]}
+
+
+@pytest.fixture(scope="session")
+def shared_tracking(lab_services, postgres, s3_server, tmp_path_factory):
+    """``mlflow server --app-name basic-auth``: runs and users in PostgreSQL, artifacts in the
+    S3 server, ``default_permission = READ``; users ``alice`` and ``bob``, and ``raycluster``
+    (the Ray nodes' service account, EDIT on every experiment)."""
+    import secrets
+
+    bucket = "mlflow-shared"
+    lab_services.create_buckets(s3_server, [bucket])
+    admin = secrets.token_urlsafe(16)
+    server = lab_services.auth_server(tmp_path_factory.mktemp("shared-tracking"), postgres, s3_server, bucket, admin)
+    server.start()
+    users = {name: f"{name}-{secrets.token_urlsafe(12)}" for name in ("alice", "bob", "raycluster")}
+    for name, password in users.items():
+        lab_services.create_user(server.url, admin, name, password, edit_all=name == "raycluster")
+    yield SharedTracking(server, admin, users, bucket)
+    server.stop()

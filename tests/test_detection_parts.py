@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from heliobench.errors import ConfigError
-from heliobench.tasks.detection.classes import class_map, class_names, encode
+from heliobench.tasks.detection.classes import MT_WILSON_CLASSES, class_map, class_names, encode, label_lookup
 from heliobench.tasks.detection.classifier import INCEPTION_SPECS, GoogLeNet, Inception, classification_loss
 from heliobench.tasks.detection.figures import draw_detections
 from heliobench.tasks.detection.metrics import (
@@ -127,20 +127,20 @@ def test_confusion_matrix_and_classification_report_by_hand() -> None:
 # ---------------------------------------------------------------- class maps
 
 
-def test_paper4_reduces_the_mount_wilson_classes_by_complexity() -> None:
-    assert class_map("paper4") == {
-        "Alpha": 0, "Beta": 1, "Gamma": 2, "Beta-Gamma": 2,
-        "Delta": 3, "Beta-Delta": 3, "Beta-Gamma-Delta": 3, "Gamma-Delta": 3,
-    }
+def test_paper4_keeps_the_papers_four_classes_and_leaves_out_the_rest() -> None:
+    assert class_map("paper4") == {"Alpha": 0, "Beta": 1, "Beta-Gamma": 2, "Beta-Gamma-Delta": 3}
     assert class_names("paper4") == ("Alpha", "Beta", "Beta-Gamma", "Beta-Gamma-Delta")
-    assert sorted(class_map("mt_wilson").values()) == list(range(8))
-    np.testing.assert_array_equal(encode(["Beta-Gamma-Delta", "bg", "ALPHA"], "paper4"), [3, 2, 0])
+    assert class_map("full") == {name: i for i, name in enumerate(MT_WILSON_CLASSES)}
+    # MT_WILSON_CLASSES order: Alpha Beta Gamma Beta-Gamma Delta Beta-Delta Beta-Gamma-Delta Gamma-Delta
+    np.testing.assert_array_equal(label_lookup("paper4"), [0, 1, -1, 2, -1, -1, 3, -1])
+    np.testing.assert_array_equal(encode(["Beta-Gamma-Delta", "bg", "ALPHA", "Beta-Delta"], "paper4"), [3, 2, 0, -1])
+    np.testing.assert_array_equal(encode(["gd", "Gamma"], "full"), [7, 2])
 
 
 def test_unknown_classes_and_maps_are_named() -> None:
     with pytest.raises(ValueError, match=r"\['Betta', 'Zeta'\]"):
         encode(["Betta", "Alpha", "Zeta"], "paper4")
-    with pytest.raises(ConfigError, match="unknown class map 'paper5'.*mt_wilson, paper4"):
+    with pytest.raises(ConfigError, match="unknown class map 'paper5'.*full, paper4"):
         class_map("paper5")
 
 
@@ -432,11 +432,12 @@ def test_real_hek_box_converts_through_the_map_wcs(realdata: Path, hmi_map) -> N
 
 
 @pytest.mark.realdata
-def test_every_real_srs_class_has_a_paper4_label(realdata: Path) -> None:
+def test_every_real_srs_class_is_a_mount_wilson_class(realdata: Path) -> None:
     from heliobench.archive.readers.srs import read_srs
 
     mag_types = [t for f in sorted((realdata / "srs").glob("*SRS.txt"))
                  for t in read_srs(f.read_bytes(), str(f))["mag_type"].drop_nulls().to_list()]
-    assert {"Alpha", "Beta", "Beta-Gamma"} <= set(mag_types)
-    labels = encode(mag_types, "paper4")
-    assert len(labels) == len(mag_types) and set(labels.tolist()) <= {0, 1, 2, 3}
+    # 1996-2015 reports: 43 typed regions, Alpha 8, Beta 29, Beta-Gamma 5, Beta-Gamma-Delta 1
+    assert {t: mag_types.count(t) for t in set(mag_types)} == {"Alpha": 8, "Beta": 29, "Beta-Gamma": 5, "Beta-Gamma-Delta": 1}
+    full, paper4 = encode(mag_types, "full"), encode(mag_types, "paper4")
+    assert sorted(set(full.tolist())) == [0, 1, 3, 6] and sorted(set(paper4.tolist())) == [0, 1, 2, 3]

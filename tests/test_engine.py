@@ -20,18 +20,6 @@ from heliobench.errors import HelioBenchError
 from heliobench.specs import load_benchmark, load_search_space
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("ws")
-    old = os.environ.get("HELIOBENCH_WORKSPACE")
-    os.environ["HELIOBENCH_WORKSPACE"] = str(ws)
-    yield ws
-    if old is None:
-        os.environ.pop("HELIOBENCH_WORKSPACE")
-    else:
-        os.environ["HELIOBENCH_WORKSPACE"] = old
-
-
 def tiny_spec(epochs: int = 2):
     spec = load_benchmark("ch_segmentation").with_overrides([
         f"training.epochs={epochs}", "training.batch_size=4", "model.params.base_filters=4", "model.params.depth=3",

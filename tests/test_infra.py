@@ -502,12 +502,53 @@ def _placeholder(value: str) -> bool:
             or re.match(r"[A-Za-z_][\w.]*\(", value) is not None)  # a call, e.g. getpass(...)
 
 
+def _python_literal_secrets(path: Path) -> list[str]:
+    """String literals given to secret-named variables, arguments, keys or fields of a Python file.
+
+    Code names passwords everywhere (``password: str``, ``password=creds["pg"]``); only a
+    literal value would be a written-down credential.
+    """
+    import ast
+
+    def named(node) -> str:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            return node.attr
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        return ""
+
+    def literal(node) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        pairs = []
+        if isinstance(node, ast.Assign):
+            pairs = [(named(t), node.value) for t in node.targets]
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            pairs = [(named(node.target), node.value)]
+        elif isinstance(node, ast.keyword) and node.arg:
+            pairs = [(node.arg, node.value)]
+        elif isinstance(node, ast.Dict):
+            pairs = [(named(k), v) for k, v in zip(node.keys, node.values) if k is not None]
+        for name, value in pairs:
+            text = literal(value)
+            if SECRET_NAME.search(name) and text is not None and not _placeholder(text):
+                where = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+                found.append(f"{where}:{value.lineno}: {name} = {text[:20]!r}")
+    return found
+
+
 def test_no_literal_credentials_in_infra():
     # A filled-in infra/compose/.env (git-ignored, local) is the one place real secrets belong.
-    files = [p for p in INFRA.rglob("*") if p.is_file() and p.name != ".env"]
+    files = [p for p in INFRA.rglob("*") if p.is_file() and p.name != ".env" and "__pycache__" not in p.parts]
     assert len(files) >= 10
     problems = []
     for path in files:
+        if path.suffix == ".py":
+            problems += _python_literal_secrets(path)
         for n, line in enumerate(path.read_text().splitlines(), 1):
             where = f"{path.relative_to(REPO)}:{n}"
             if AWS_KEY_ID.search(line) or AWS_SECRET.search(line) or PRIVATE_KEY.search(line):
@@ -515,10 +556,20 @@ def test_no_literal_credentials_in_infra():
             for m in URL_PASSWORD.finditer(line):
                 if not _placeholder(m.group(1)):
                     problems.append(f"{where}: password in a URL")
+            if path.suffix == ".py":
+                continue
             for m in ASSIGNMENT.finditer(line):
                 if not _placeholder(m.group(2)):
                     problems.append(f"{where}: {m.group(1)} = {m.group(2)[:20]!r}")
     assert not problems, "\n".join(problems)
+
+
+def test_python_secret_scan_catches_literals(tmp_path):
+    bad = tmp_path / "probe.py"
+    bad.write_text('password = "hunter2-literal"\nconnect(password="x1y2z3w4")\nd = {"secret_key": "abcdef123"}\n'
+                   'ok = getpass()\npassword: str = os.environ["X"]\n')
+    found = _python_literal_secrets(bad)
+    assert len(found) == 3, found
 
 
 def test_env_examples_are_placeholders_only():
@@ -606,3 +657,29 @@ def test_readme_ray_commands_exist(monkeypatch):
             cmd.make_context(name, list(rest))  # parses and validates the options; runs nothing
         seen.add(name)
     assert {"ray up", "ray dashboard", "ray attach", "ray exec", "ray job submit", "ray rsync-down", "ray down"} <= seen
+
+
+# --------------------------------------------------------------------------------------
+# Shared services on one machine (make services) and the fresh-machine set-up
+# --------------------------------------------------------------------------------------
+
+
+def test_makefile_installs_and_starts_the_shared_services():
+    make = (REPO / "Makefile").read_text()
+    apt = re.search(r"^APT_PACKAGES\s*:=\s*(.+)$", make, re.M).group(1).split()
+    assert {"postgresql", "libopenjp2-7", "chromium"} <= set(apt)
+    for target in ("services", "shared-tracking", "services-down", "test", "test-fast", "test-cluster"):
+        assert re.search(rf"^{re.escape(target)}:", make, re.M), f"make {target}"
+    assert "infra/local/services.py up" in make and "infra/local/services.py down" in make
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert any(d.startswith("mlflow[auth]") for d in deps["project"]["dependencies"])
+    assert any(d.startswith("psycopg2-binary") for d in deps["project"]["optional-dependencies"]["test"])
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_local_services_cli_parses():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(INFRA / "local" / "services.py"), "up", "--help"], capture_output=True, text=True, check=True)
+    assert "--mlflow-port" in out.stdout and "--pg-port" in out.stdout

@@ -476,9 +476,9 @@ def test_from_config_errors_name_source_item_and_key(items, message):
 
 def test_default_pipelines():
     assert [s.name for s in default_pipeline("AIA", 256).steps] == [
+        "register",
         "exposure_normalize",
         "degradation",
-        "register",
         "fill_nan",
     ]
     kso = default_pipeline("KSO", 256)
@@ -487,3 +487,146 @@ def test_default_pipelines():
     assert default_pipeline("HMI", 256).hash != default_pipeline("HMI", 512).hash
     with pytest.raises(ConfigError, match="no default pipeline for instrument 'XRT'; known: AIA, HMI, KSO"):
         default_pipeline("XRT", 256)
+
+
+# --- fast paths (performance) ------------------------------------------------------------
+
+
+def _box_mean_reference(data: np.ndarray, block: int) -> np.ndarray:
+    """The box mean as first written: each box's columns summed, then its rows (float32)."""
+    if block == 1:
+        return data
+    ny, nx = data.shape[0] // block, data.shape[1] // block
+    return data[: ny * block, : nx * block].reshape(ny, block, nx, block).sum(axis=3).sum(axis=1) / np.float32(block * block)
+
+
+def _transform_label_reference(register: Register, mask: np.ndarray, image: PrepImage) -> np.ndarray:
+    """Register.transform_label as first written: a float32 box mean of ``mask == label`` per label."""
+    from heliobench.prep.register import _resample
+
+    plan = register._plan(image)
+    labels = np.array([False, True]) if mask.dtype == bool else np.unique(mask)
+    shares = np.stack([_resample(_box_mean_reference((mask == v).astype(np.float32), plan.block), plan, 1, 0.0)
+                       for v in labels])
+    out = labels[shares.argmax(axis=0)]
+    out[shares.sum(axis=0) < 0.5] = 0
+    return out.astype(mask.dtype)
+
+
+def test_block_mean_equals_box_mean_up_to_rounding():
+    from heliobench.prep.register import _block_mean
+
+    data = np.random.default_rng(3).normal(1000.0, 300.0, (203, 331)).astype(np.float32)
+    data[5, 7] = np.nan
+    for block in (1, 2, 4, 16):
+        got, want = _block_mean(data, block), _box_mean_reference(data, block)
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=2e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("n, size", [(1024, 64), (1000, 96), (256, 96), (64, 96)])
+def test_transform_label_counts_equal_the_float_box_mean(n, size):
+    """Integer box counts give bit for bit the labels of the float box mean (every mask kind)."""
+    base = np.random.default_rng(n).random((n, n))
+    image = make_image(np.zeros((n, n)), centre=(n / 2 + 3.3, n / 2 - 2.1), radius_px=n / 2.6)
+    register = Register(size, radius_px=size / 2.6)
+    masks = {
+        "uint8 0/1": (base > 0.6).astype(np.uint8),
+        "bool": base > 0.3,
+        "int16 0/1/2": np.digitize(base, [0.3, 0.8]).astype(np.int16),
+        "int8 -1/0/1": (np.digitize(base, [0.2, 0.9]) - 1).astype(np.int8),
+        "only zeros": np.zeros((n, n), np.uint8),
+        "only ones": np.ones((n, n), np.uint8),
+        "float 0/1": (base > 0.5).astype(np.float32),
+    }
+    for name, mask in masks.items():
+        got = register.transform_label(mask, image)
+        want = _transform_label_reference(register, mask, image)
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_default_aia_pipeline_registers_first_with_the_same_result():
+    """Exposure and degradation after registering: the old order's result up to float rounding."""
+    smap = synthetic_map(blob_on_disk, scale=2.0, crota2=0.0)
+    smap.meta["exptime"] = 2.5
+    new = default_pipeline("AIA", 128)
+    old = Pipeline([ExposureNormalize(), DegradationCorrection(None), new.steps[0], FillNaN(0.0)])
+    assert [s.name for s in new.steps][:2] == ["register", "exposure_normalize"] and new.hash != old.hash
+    a, b = new.apply(smap), old.apply(smap)
+    assert np.abs(a).max() > 0.1
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(PrepError, match="exposure time"):
+        new.apply(PrepImage.from_map(smap).with_data(PrepImage.from_map(smap).data, exposure_s=0.0))
+
+
+def _fits_bytes(hdu) -> bytes:
+    from astropy.io import fits
+
+    buf = __import__("io").BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    return buf.getvalue()
+
+
+def _astropy_pixels(raw: bytes) -> np.ndarray:
+    import io
+
+    from astropy.io import fits
+
+    with fits.open(io.BytesIO(raw)) as hdul:
+        return np.array(hdul[1].data)
+
+
+@pytest.mark.parametrize("case", ["int16 blank", "int32 bscale blank", "uint8", "int16 plain", "rows of 3", "int32 bzero"])
+def test_reader_rice_rows_decode_what_astropy_decodes(case, monkeypatch):
+    """The reader's RICE row-tile path gives astropy's pixels (float32 where astropy scales to float64)."""
+    import io
+
+    from astropy.io import fits
+
+    from heliobench.archive.readers import containers
+
+    rng = np.random.default_rng(7)
+    scaling: dict = {}
+    rows = 3 if case == "rows of 3" else 1
+    if case == "uint8":
+        data = (rng.random((70, 90)) > 0.5).astype(np.uint8)
+    elif case == "int32 bscale blank":  # HMI: int32, BSCALE 0.1, BLANK
+        data = rng.integers(-30000, 30000, (70, 90)).astype(np.int32)
+        data[3, :10] = -2147483648
+        scaling = {"BSCALE": 0.1, "BZERO": 0.0, "BLANK": -2147483648}
+    elif case == "int32 bzero":
+        data = rng.integers(-3000, 3000, (70, 90)).astype(np.int32)
+        scaling = {"BSCALE": 0.5, "BZERO": 12.25}
+    else:  # AIA: int16 with BLANK
+        data = rng.integers(-200, 16000, (70, 90)).astype(np.int16)
+        if case == "int16 blank":
+            data[::7, 5] = -32768
+            scaling = {"BLANK": -32768}
+    hdu = fits.CompImageHDU(data, compression_type="RICE_1", tile_shape=(rows, 90), do_not_scale_image_data=True)
+    hdu.header.update(scaling)  # the stored integers stay as they are; readers scale them
+    raw = _fits_bytes(hdu)
+    want = _astropy_pixels(raw)
+    assert (want.dtype.kind == "f") == bool(scaling)
+    with fits.open(io.BytesIO(raw), disable_image_compression=True) as hdul:
+        assert containers._rice_image(raw, hdul[1]) is not None  # the fast path applies
+    expected_dtype = np.float32 if want.dtype == np.float64 else want.dtype
+    for chunk in (containers._CHUNK_PIXELS, 500):  # one chunk; chunks of 5 or 1 tiles, the last one short
+        monkeypatch.setattr(containers, "_CHUNK_PIXELS", chunk)
+        got = containers.open_image(raw, "mem://x.fits").decode()
+        assert got.dtype == expected_dtype and got.flags.writeable
+        np.testing.assert_array_equal(got, want.astype(expected_dtype), strict=True)
+
+
+def test_reader_leaves_other_compressions_to_astropy():
+    from astropy.io import fits
+
+    from heliobench.archive.readers import containers
+
+    data = np.random.default_rng(1).normal(0, 1, (40, 50)).astype(np.float32)
+    for kind in ("GZIP_1", "RICE_1"):  # float32 RICE is quantised: astropy's path
+        raw = _fits_bytes(fits.CompImageHDU(data, compression_type=kind))
+        with fits.open(__import__("io").BytesIO(raw), disable_image_compression=True) as hdul:
+            assert containers._rice_image(raw, hdul[1]) is None
+        np.testing.assert_array_equal(containers.open_image(raw, "mem://x.fits").decode(), _astropy_pixels(raw))

@@ -12,17 +12,21 @@ from heliobench.tasks.quality.figures import quality_figure
 from heliobench.tasks.quality.losses import (
     LossWeights,
     content_distance,
-    discriminator_step_losses,
+    critic_step_losses,
     generator_step_losses,
     lsgan_loss,
 )
 from heliobench.tasks.quality.metrics import (
+    Calibration,
     Confusion,
+    QualityAccumulator,
     accuracy,
     assess,
+    bootstrap_intervals,
     classify,
     confusion,
     false_positive_rate,
+    fit_calibration,
     fit_threshold,
     quality_report,
     quality_scale,
@@ -162,23 +166,29 @@ def test_classifier_mode_content_uses_classifier_features():
     assert losses["loss"].item() == pytest.approx(4.25 + 3.0)
 
 
-def test_discriminator_and_classifier_objectives():
+def test_critic_objectives_per_class():
     x = torch.ones(1, 1, 2, 2)
-    plain = discriminator_step_losses(StubGAN(), x)
+    plain = critic_step_losses(StubGAN(), x)
     # real x = 1: (1.5 - 1)^2 + (0 - 1)^2 = 1.25; fake 0: (0.5)^2 + (-1)^2 = 1.25
     assert {k: v.item() for k, v in plain.items()} == pytest.approx(
         {"loss": 2.5, "real": 1.25, "fake": 1.25}
     )
     q2 = -torch.ones(1, 1, 2, 2)
-    with_q2 = discriminator_step_losses(StubGAN(_one_scale_critic), x, degraded=q2)
+    with_q2 = critic_step_losses(StubGAN(_one_scale_critic), x, degraded=q2)
     # classifier: Q1 (3 - 1)^2 = 4, Q2 (-3 - 0)^2 = 9 -> 2.5 + 4 + 9 = 15.5
     assert {k: v.item() for k, v in with_q2.items()} == pytest.approx(
         {"loss": 15.5, "real": 1.25, "fake": 1.25, "classifier_q1": 4.0, "classifier_q2": 9.0}
     )
+    # a batch without Q1 images trains the classifier on its Q2 images only
+    only_q2 = critic_step_losses(StubGAN(_one_scale_critic), None, degraded=q2)
+    assert {k: v.item() for k, v in only_q2.items()} == pytest.approx({"loss": 9.0, "classifier_q2": 9.0})
+    # classifier mode without Q2 images: discriminators and the classifier's Q1 term
+    only_q1 = critic_step_losses(StubGAN(_one_scale_critic), x)
+    assert only_q1["loss"].item() == pytest.approx(2.5 + 4.0)
     with pytest.raises(ValueError, match="classifier mode"):
-        discriminator_step_losses(StubGAN(_one_scale_critic), x)
-    with pytest.raises(ValueError, match="classifier mode"):
-        discriminator_step_losses(StubGAN(), x, degraded=x)
+        critic_step_losses(StubGAN(), x, degraded=x)
+    with pytest.raises(ValueError, match="neither"):
+        critic_step_losses(StubGAN(_one_scale_critic), None)
 
 
 def test_a_few_generator_steps_reduce_the_reconstruction_loss():
@@ -218,6 +228,14 @@ def test_threshold_is_mean_plus_three_population_sigma():
         fit_threshold([])
 
 
+def test_calibration_is_threshold_and_lowest_q1_score():
+    assert fit_calibration([4.0, 1.0, 3.0, 2.0]) == pytest.approx(Calibration(5.8541020, 1.0))
+    with pytest.raises(ValueError, match="two distinct"):
+        fit_calibration([2.0])
+    with pytest.raises(ValueError, match="two distinct"):
+        fit_calibration([2.0, 2.0])
+
+
 def test_classify_threshold_and_classifier_votes():
     # score >= threshold is degraded (the tie counts as degraded)
     assert classify([0.5, 1.0, 1.5], 1.0).tolist() == [False, True, True]
@@ -241,21 +259,24 @@ def test_confusion_assigns_fp_and_fn_correctly():
         confusion([1, 0], [1])
 
 
-def test_quality_scale_is_score_over_threshold():
-    assert quality_scale([0.5, 2.0, 3.0], 2.0).tolist() == pytest.approx([0.25, 1.0, 1.5])
-    with pytest.raises(ValueError, match="positive"):
-        quality_scale([1.0], 0.0)
+def test_quality_scale_runs_from_floor_to_threshold():
+    # floor 1, threshold 3: (0.5 - 1) / 2 = -0.25, (2 - 1) / 2 = 0.5, (3 - 1) / 2 = 1, (5 - 1) / 2 = 2
+    scale = quality_scale([0.5, 2.0, 3.0, 5.0], Calibration(threshold=3.0, floor=1.0))
+    assert scale.tolist() == pytest.approx([-0.25, 0.5, 1.0, 2.0])
+    with pytest.raises(ValueError, match="above the scale floor"):
+        quality_scale([1.0], Calibration(threshold=1.0, floor=1.0))
 
 
 def test_quality_report_by_hand():
     scores = [0.5, 1.0, 3.0, 2.5, 0.2]
     labels = [False, False, True, True, True]
-    report = quality_report(scores, labels, threshold=2.0)
+    report = quality_report(scores, labels, Calibration(threshold=2.0, floor=0.0))
     # predictions [F, F, T, T, F]: TP 2, FN 1 (0.2), TN 2, FP 0
-    # quality = score / 2: Q1 (0.25 + 0.5) / 2 = 0.375; Q2 (1.5 + 1.25 + 0.1) / 3 = 0.95
+    # quality = (score - 0) / (2 - 0): Q1 (0.25 + 0.5) / 2 = 0.375; Q2 (1.5 + 1.25 + 0.1) / 3 = 0.95
     assert report == pytest.approx(
         {
             "threshold": 2.0,
+            "score_floor": 0.0,
             "tp": 2.0,
             "fp": 0.0,
             "tn": 2.0,
@@ -270,20 +291,61 @@ def test_quality_report_by_hand():
     )
     # classifier votes [F, T, F, F, T] -> predictions [F, T, T, T, T]: TP 3, FN 0, FP 1, TN 1
     votes = [False, True, False, False, True]
-    voted = quality_report(scores, labels, 2.0, classifier_degraded=votes)
+    voted = quality_report(scores, labels, Calibration(2.0, 0.0), classifier_degraded=votes)
     assert (voted["tp"], voted["fp"], voted["tn"], voted["fn"]) == (3.0, 1.0, 1.0, 0.0)
     assert voted["tss"] == pytest.approx(0.5)  # 3/3 - 1/2
-    only_q1 = quality_report([0.5, 3.0], [False, False], 2.0)
+    # floor 0.5: quality of Q1 = ((0.5 - 0.5) + (1 - 0.5)) / 1.5 / 2 = 1/6
+    assert quality_report(scores, labels, Calibration(2.0, 0.5))["quality_q1_mean"] == pytest.approx(1 / 6)
+    only_q1 = quality_report([0.5, 3.0], [False, False], Calibration(2.0, 0.0))
     assert math.isnan(only_q1["tpr"]) and math.isnan(only_q1["quality_q2_mean"])
     assert only_q1["fpr"] == pytest.approx(0.5)
+
+
+def test_bootstrap_intervals_bracket_and_degenerate():
+    truth = [True, True, False, False, False, False]
+    perfect = bootstrap_intervals(truth, truth, n_boot=200)
+    # every resample is classified perfectly: accuracy 1; TSS 1 wherever both classes occur
+    assert perfect["accuracy"] == (1.0, 1.0) and perfect["tss"] == (1.0, 1.0)
+    inverted = bootstrap_intervals(truth, [not t for t in truth], n_boot=200)
+    assert inverted["accuracy"] == (0.0, 0.0) and inverted["tss"] == (-1.0, -1.0)
+    mixed = bootstrap_intervals(truth, [True, False, False, False, True, False], n_boot=500)
+    low, high = mixed["accuracy"]
+    assert 0.0 <= low < 4 / 6 < high <= 1.0  # point estimate 4/6 inside
+    one_class = bootstrap_intervals([False, False], [False, True], n_boot=50)
+    assert all(math.isnan(v) for v in one_class["tss"])
+    with pytest.raises(ValueError, match="at least one image"):
+        bootstrap_intervals([], [], n_boot=10)
+
+
+def test_accumulator_fits_on_q1_or_uses_the_given_calibration():
+    # two batches: Q1 scores 1, 2, 3, 4 (threshold 5.8541020, floor 1) and Q2 scores 7, 5
+    fitting = QualityAccumulator(n_boot=0)
+    fitting.update([1.0, 2.0, 7.0], [False, False, True])
+    fitting.update([3.0, 4.0, 5.0], [False, False, True])
+    report = fitting.compute()
+    assert fitting.calibration == pytest.approx(Calibration(5.8541020, 1.0))
+    # 7 flagged (TP), 5 < 5.854 passed (FN), all Q1 below: TN 4 -> acc 5/6, TSS 1/2 - 0
+    assert (report["tp"], report["fn"], report["tn"], report["fp"]) == (1.0, 1.0, 4.0, 0.0)
+    assert report["accuracy"] == pytest.approx(5 / 6) and report["tss"] == pytest.approx(0.5)
+    assert report["n_images"] == 6.0 and not any(k.endswith("_ci_low") for k in report)
+    fixed = QualityAccumulator(Calibration(4.5, 1.0), n_boot=100)
+    fixed.update([1.0, 2.0, 7.0], [False, False, True])
+    fixed.update([3.0, 4.0, 5.0], [False, False, True])
+    report = fixed.compute()
+    # threshold 4.5 kept: both Q2 flagged, Q1 passed -> TSS 1
+    assert report["threshold"] == 4.5 and report["tss"] == pytest.approx(1.0)
+    assert report["tss_ci_low"] == report["tss_ci_high"] == 1.0
+    assert report["accuracy_ci_low"] == report["accuracy_ci_high"] == 1.0
+    with pytest.raises(ValueError, match="before any update"):
+        QualityAccumulator().compute()
 
 
 def test_quality_figure_written(tmp_path):
     inputs = np.zeros((2, 1, 16, 16))
     reconstructions = inputs.copy()
     reconstructions[1, 0, 4:8, 4:8] = 1.0  # a "cloud" the reconstruction does not explain
-    path = quality_figure(inputs, torch.from_numpy(reconstructions), [0.1, 2.0], [False, True],
+    path = quality_figure(inputs, torch.from_numpy(reconstructions), ["Q1 score 0.1", "Q2 score 2"],
                           tmp_path / "figs" / "quality.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="same images"):
-        quality_figure(inputs, reconstructions, [0.1], [False, True], tmp_path / "bad.png")
+        quality_figure(inputs, reconstructions, ["one caption"], tmp_path / "bad.png")

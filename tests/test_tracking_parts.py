@@ -260,6 +260,18 @@ def test_regressor_output_shape() -> None:
         GoturnRegressor(crop_size=62, channels=(4, 8))
 
 
+def test_regressor_sees_crop_pairs_standardised_by_the_target_crop() -> None:
+    torch.manual_seed(0)
+    model = GoturnRegressor(crop_size=16, channels=(4, 8), hidden=16, dropout=0.0).eval()
+    target, search = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        base = model(target, search)
+        # The same gain and offset on both crops (an exposure change) changes nothing ...
+        torch.testing.assert_close(model(5 * target + 3, 5 * search + 3), base, rtol=1e-4, atol=1e-4)
+        # ... but a search crop brighter than its target does.
+        assert not torch.allclose(model(target, search + 1), base, atol=1e-3)
+
+
 def test_training_on_moving_blobs_beats_the_best_constant_box(trained) -> None:
     _, (constant, before, after) = trained
     # The best constant answer (the per-coordinate median) cannot see the images; a model that
@@ -298,7 +310,7 @@ def _earth_view_map(obstime: Time) -> sunpy.map.GenericMap:
     return sunpy.map.Map(data, header)
 
 
-def _expected_shift_px(rsun_arcsec: float, latitude_deg: float, hours: float,
+def expected_shift_px(rsun_arcsec: float, latitude_deg: float, hours: float,
                        scale_arcsec: float) -> float:
     """Westward shift of a point on the central meridian, from Howard et al. (1990) by hand.
 
@@ -322,13 +334,13 @@ def test_differential_rotation_moves_a_disk_centre_box_west_in_a_day() -> None:
     # Equator: 14.326 - 0.986 = 13.341 deg/day; sin(13.341 deg) = 0.2307;
     # R ~ 945" in June -> ~218" = ~10.9 px at 20"/px. Perspective (R/D ~ 0.5%) and the Earth's
     # slower June orbital motion (0.955 deg/day, 0.2%) are neglected: 2% tolerance.
-    expected = _expected_shift_px(maps[1].rsun_obs.to_value(u.arcsec), 0.0, 24, 20.0)
+    expected = expected_shift_px(maps[1].rsun_obs.to_value(u.arcsec), 0.0, 24, 20.0)
     assert shift[0] == pytest.approx(expected, rel=0.02)
     assert abs(shift[1]) < 0.05 * shift[0]
     np.testing.assert_allclose(shift[2:], shift[:2])  # same size
 
 
-def _eit_map_with_repaired_header(path: Path) -> sunpy.map.GenericMap:
+def eit_map_with_repaired_header(path: Path) -> sunpy.map.GenericMap:
     """A SunPy-test EIT frame with the two header faults that matter here repaired.
 
     1. The files were resampled 1024 -> 128 px for SunPy, but CDELT (2.63"/px) and SOLAR_R
@@ -352,7 +364,7 @@ def test_differential_rotation_on_the_real_eit_hourly_sequence(realdata: Path) -
     paths = sorted((realdata / "fits" / "eit" / "hourly_2004-03-01").glob("*.fits"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SunPy's notes on the old EIT keywords
-        maps = [_eit_map_with_repaired_header(path) for path in paths]
+        maps = [eit_map_with_repaired_header(path) for path in paths]
         boxes = differential_rotation_tracker(maps, [59.0, 59.0, 69.0, 69.0])
     hours = (maps[-1].date - maps[0].date).to_value(u.hour)
     assert len(maps) == 13 and hours == pytest.approx(12, abs=0.01)
@@ -361,7 +373,7 @@ def test_differential_rotation_on_the_real_eit_hourly_sequence(realdata: Path) -
     # deg/day = 0.554 deg/h, 6.65 deg in 12 h; 979.07" x cos(7.22 deg) x sin(6.65 deg) = 112.5"
     # = 5.35 px at 21.04"/px.
     b0 = maps[0].observer_coordinate.lat.to_value(u.deg)
-    expected = _expected_shift_px(maps[0].rsun_obs.to_value(u.arcsec), b0, hours, 21.04)
+    expected = expected_shift_px(maps[0].rsun_obs.to_value(u.arcsec), b0, hours, 21.04)
     assert expected == pytest.approx(5.35, abs=0.01)
     assert shift_x[-1] == pytest.approx(expected, rel=0.02)
     assert np.all(np.diff(shift_x) > 0)  # westward every hour

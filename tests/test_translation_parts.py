@@ -128,11 +128,33 @@ def test_generator_64_for_the_demo_is_multichannel() -> None:
         generator(torch.randn(1, 1, 128, 128))
 
 
+def test_inference_runs_as_training_batch_statistics_and_dropout() -> None:
+    """As the authors' Keras layers (training=1) and pix2pix: no running averages, dropout at test time."""
+    torch.manual_seed(0)
+    generator = UNetGenerator(1, 1, 16, base_features=4, max_features=8).eval()
+    assert all(m.running_mean is None for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        assert not torch.equal(generator(x), generator(x))  # dropout on in eval mode
+        torch.manual_seed(1)
+        first = generator(x)
+        torch.manual_seed(1)
+        assert torch.equal(first, generator(x))
+        torch.manual_seed(1)
+        alone = generator(x[:1])
+    # a batch-mate changes the batch statistics: image 0 differs alone and in a batch (so predict goes one by one)
+    assert not torch.allclose(alone[0], first[0])
+
+
 def test_discriminator_receptive_field_is_70() -> None:
     # Backwards through the convs (k, s): r = (r - 1)·s + k; from 1: (4,1)→4, (4,1)→7, (4,2)→16, (4,2)→34,
     # (4,2)→70. Measured: the input pixels whose gradient reaches one central output logit.
     torch.manual_seed(0)
     discriminator = PatchDiscriminator(input_channels=1, target_channels=1).eval()
+    # Batch norm on each batch's statistics couples every pixel; the patch is the convolutions' field.
+    for i, layer in enumerate(discriminator.model):
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            discriminator.model[i] = torch.nn.Identity()
     condition = torch.randn(1, 1, 160, 160, requires_grad=True)
     logits = discriminator(condition, torch.randn(1, 1, 160, 160))
     assert logits.shape == (1, 1, 18, 18)  # 160 → 80 → 40 → 20 → 19 → 18
@@ -166,16 +188,22 @@ def test_discriminator_losses_hand_values() -> None:
 
 def test_default_optimizers_are_adam_2e4_beta05() -> None:
     g, d = UNetGenerator(1, 1, 4), PatchDiscriminator(1, 1)
-    for optimizer in default_optimizers(g, d):
+    optimizers = default_optimizers(g, d)
+    assert set(optimizers) == {"generator", "discriminator"}
+    for optimizer in optimizers.values():
         assert isinstance(optimizer, torch.optim.Adam)
         assert optimizer.defaults["lr"] == 2e-4 and optimizer.defaults["betas"] == (0.5, 0.999)
+    # Model A: no discriminator (or one without parameters) gets no optimiser
+    assert set(default_optimizers(g, torch.nn.ModuleList())) == {"generator"}
+    assert default_optimizers(g, lr=1e-3)["generator"].defaults["lr"] == 1e-3
 
 
 def test_a_few_model_b_steps_reduce_l1() -> None:
     torch.manual_seed(0)
     generator = UNetGenerator(1, 1, 32, base_features=8, max_features=32)
     discriminator = PatchDiscriminator(1, 1, base_features=8)
-    opt_g, opt_d = default_optimizers(generator, discriminator)
+    optimizers = default_optimizers(generator, discriminator)
+    opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
     hmi = torch.rand(2, 1, 32, 32) * 2 - 1
     aia = torch.tanh(2 * hmi.abs() - 1)
     l1s = []
@@ -239,13 +267,29 @@ def test_report_keys_and_channel_means() -> None:
     gen = np.stack([np.array([[10.0, 21.0]]), np.array([[79.0, 159.0]])])  # I_gen 11 22 | 80 160
     report = translation_report(gen, tar, np.ones((1, 2), bool), ["94", "131"])
     assert set(report) == {"cc_94", "re_94", "ppe10_94", "cc_131", "re_131", "ppe10_131",
-                           "cc_mean", "re_abs_mean", "ppe10_mean"}
+                           "cc_mean", "cc_min", "re_abs_mean", "ppe10_mean", "n_images"}
     # RE: (33 - 30)/30 = 0.1 and (240 - 300)/300 = -0.2; the channel mean is of |RE|: (0.1 + 0.2)/2
     assert (report["re_94"], report["re_131"]) == pytest.approx((0.1, -0.2))
     assert report["re_abs_mean"] == pytest.approx(0.15)
     # PPE10: 2/2 and 0/2 (20 % off) → mean 0.5; both CC = 1
     assert report["ppe10_mean"] == pytest.approx(0.5)
     assert report["cc_mean"] == pytest.approx(1.0)
+
+
+def test_cc_min_and_bootstrap_intervals_over_images() -> None:
+    # channel 94: I_tar 1 2 3, I_gen 1 2 3 → CC 1; channel 171: I_gen reversed 3 2 1 → CC -1
+    tar = np.array([[[[0.0, 1.0, 2.0]], [[0.0, 1.0, 2.0]]]])
+    gen = np.array([[[[0.0, 1.0, 2.0]], [[2.0, 1.0, 0.0]]]])
+    report = translation_report(gen, tar, np.ones((1, 3), bool), ["94", "171"])
+    assert (report["cc_mean"], report["cc_min"]) == pytest.approx((0.0, -1.0))
+    # two images with RE 0.1 and 0.3 (I_tar 10, I_gen 11 | 13): resamples average 0.1, 0.2 or 0.3
+    accumulator = TranslationMetricAccumulator(["304"], n_boot=400, seed=1)
+    accumulator.update(np.array([[[[10.0]]], [[[12.0]]]]), np.array([[[[9.0]]], [[[9.0]]]]), np.ones((1, 1), bool))
+    out = accumulator.compute()
+    assert out["re_abs_mean"] == pytest.approx(0.2) and out["n_images"] == 2
+    assert out["re_abs_mean_ci_low"] == pytest.approx(0.1) and out["re_abs_mean_ci_high"] == pytest.approx(0.3)
+    assert {f"{k}_ci_{b}" for k in ("cc_mean", "cc_min", "re_abs_mean", "ppe10_mean") for b in ("low", "high")} <= set(out)
+    assert not any("_ci_" in k for k in translation_report(gen, tar, np.ones((1, 3), bool), ["94", "171"]))
 
 
 def test_accumulator_averages_per_image_over_uneven_batches() -> None:
@@ -282,8 +326,8 @@ def test_metrics_on_the_real_aia_171_image(realdata: Path) -> None:
     assert mask.sum() == pytest.approx(math.pi * (0.99 * radius_px) ** 2, rel=0.01)
 
     same = translation_report(tar[None, None], tar[None, None], mask, ["171"])
-    assert same == pytest.approx({"cc_171": 1.0, "re_171": 0.0, "ppe10_171": 1.0,
-                                  "cc_mean": 1.0, "re_abs_mean": 0.0, "ppe10_mean": 1.0})
+    assert same == pytest.approx({"cc_171": 1.0, "re_171": 0.0, "ppe10_171": 1.0, "cc_mean": 1.0, "cc_min": 1.0,
+                                  "re_abs_mean": 0.0, "ppe10_mean": 1.0, "n_images": 1.0})
     # 10 % brighter in the compared quantity I = x + 1 DN: every disk pixel sits exactly on the 10 % boundary
     brighter = 1.1 * (tar + 1.0) - 1.0
     assert brighter.max() + 1 < 2**14  # no clipping at the top of the range

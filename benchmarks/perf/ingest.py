@@ -14,7 +14,9 @@ numbers are steady-state throughput, not Ray start-up.
 * sequential loop: ``sunpy.map.Map(file)`` + the same pipelines (``member_pipelines``) +
   ``np.save`` of the result, one file after another, as published works prepare data;
 * decode ceiling: ``astropy.io.fits.open(file)`` + ``np.array(hdu.data)`` (RICE decompression)
-  on the same files, by 1 process and by a pool of 2 processes;
+  on the same files, by 1 process and by a pool of 2 processes. HelioBench's reader decodes
+  JSOC-style RICE row tiles itself (astropy's C codec without astropy's per-tile Python
+  loop), so shard writing can pass this ceiling; a context row compares the two decoders;
 * linearity: header cataloguing of 1x, 4x and 16x days of the 1024² archive, time per file.
 
 Every measurement runs in each of 2 rounds (round-robin over the configurations and baselines,
@@ -36,7 +38,7 @@ import common
 from common import row
 
 SIZES = {
-    "full": {"workers": [1, 2], "big_days": 2, "small_days": 2, "linearity_days": [1, 4, 16], "size_px": 256, "warmup": True,
+    "full": {"workers": [1, 2], "big_days": 2, "small_days": 4, "linearity_days": [1, 4, 16], "size_px": 256, "warmup": True,
              "repeats": 1, "rounds": 2, "sets": ("big", "small")},
     "tiny": {"workers": [2], "big_days": 1, "small_days": 1, "linearity_days": [1, 2], "size_px": 16, "warmup": False,
              "repeats": 1, "rounds": 1, "sets": ("big",)},
@@ -135,6 +137,7 @@ def pipeline(sources: list[str], scratch: Path, size_px: int, members: tuple[str
         "header_activity": header_activity[best_header] if activity else None,
         "shards_activity": shard_activity[best] if activity else None,
         "uris": [[r[f"{k}_uri"] for k in keys] for r in samples.select([f"{k}_uri" for k in keys]).to_dicts()],
+        "times": samples["time"].dt.strftime("%Y-%m-%dT%H:%M:%S").to_list(),
         "keys": keys,
     }
 
@@ -207,19 +210,25 @@ def _sequential_pass(uris, keys, pipelines, labels, folder) -> dict[str, Any]:
     return {"files": files, "map_s": map_s, "prep_s": prep_s, "save_s": save_s, "seconds": map_s + prep_s + save_s}
 
 
-#: Where the time of one shard sample goes: (label, file suffix, function) summed as cumulative time.
+#: Where the time of one shard sample goes: (label, file suffix, function), cumulative times summed.
+#: The parts do not overlap; ``PROFILE_DETAILS`` are parts of parts, reported beside them.
 PROFILE_PARTS = (
     ("read bytes", "heliobench/storage.py", "read_bytes"),
-    ("decode (astropy RICE + copy)", "readers/containers.py", "_fits_data"),
+    ("decode images (RICE)", "readers/containers.py", "_fits_data"),
     ("headers + sunpy Map", "readers/images.py", "understand"),
     ("headers + sunpy Map", "readers/images.py", "_to_map"),
-    ("preprocessing", "prep/pipeline.py", "apply"),
-    ("preprocessing", "prep/pipeline.py", "apply_label"),
+    ("preprocessing images", "prep/pipeline.py", "run"),
+    ("label files (read, Map, register)", "prep/labels/__init__.py", "encode_label"),
+)
+PROFILE_DETAILS = (
+    ("of which PrepImage.from_map (sunpy WCS)", "prep/image.py", "from_map"),
+    ("of which register", "prep/register.py", "apply"),
+    ("of which register labels", "prep/register.py", "transform_label"),
 )
 
 
-def profile_child(uris: list[str], keys: list[str], size_px: int) -> dict[str, Any]:
-    """cProfile of preparing one sample's files as shard writing does (``prepare_member``), by part."""
+def profile_child(row: dict[str, str], keys: list[str], size_px: int) -> dict[str, Any]:
+    """cProfile of preparing one sample as shard writing does (``prepare_sample``), by part."""
     import cProfile
     import io
     import pstats
@@ -227,34 +236,38 @@ def profile_child(uris: list[str], keys: list[str], size_px: int) -> dict[str, A
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from heliobench.shards import member_pipelines, prepare_member
+    from heliobench.shards import member_pipelines, prepare_sample
 
     card = bench_card()
     card = card.model_copy(update={"members": [m for m in card.members if m.key in keys]})
-    members = {m.key: m for m in card.members}
     pipelines = member_pipelines(card, size_px)
-    prepare_member(members[keys[-1]], uris[-1], pipelines[keys[-1]])  # warm-up
+    prepare_sample(card, row, pipelines)  # warm-up
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
     profiler.enable()
-    arrays = [prepare_member(members[k], u, pipelines[k]) for k, u in zip(keys, uris)]
+    arrays = prepare_sample(card, row, pipelines)
     t1 = time.perf_counter()
-    pq.write_table(pa.table({k: [a.ravel()] for k, a in zip(keys, arrays)}), io.BytesIO(), compression="zstd")
+    pq.write_table(pa.table({k: [a.ravel()] for k, a in arrays.items()}), io.BytesIO(), compression="zstd")
     profiler.disable()
     total = time.perf_counter() - t0
     stats = pstats.Stats(profiler, stream=io.StringIO())
-    parts: dict[str, float] = {}
-    for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-        for label, suffix, name in PROFILE_PARTS:
-            if func == name and file.endswith(suffix):
-                parts[label] = parts.get(label, 0.0) + ct
+
+    def summed(spec) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+            for label, suffix, name in spec:
+                if func == name and file.endswith(suffix):
+                    out[label] = out.get(label, 0.0) + ct
+        return out
+
+    parts = summed(PROFILE_PARTS)
     parts["parquet write (zstd)"] = total - (t1 - t0)
     parts["other"] = max(0.0, total - sum(parts.values()))
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)
     lines = out.getvalue().splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip().startswith("ncalls")), len(lines))
-    return {"files": len(uris), "seconds": total, "parts_s": parts,
+    return {"files": len(keys), "seconds": total, "parts_s": parts, "details_s": summed(PROFILE_DETAILS),
             "top_tottime": [line.rstrip() for line in lines[start:] if line.strip()][:9],
             "note": "cProfile adds overhead to Python-heavy parts; shares are indicative"}
 
@@ -275,24 +288,39 @@ def _decode(uri: str) -> int:
     return 0
 
 
-def decode_child(uris: list[str], procs: int, repeats: int = 1) -> dict[str, Any]:
-    """The decode ceiling: astropy alone decompressing ``uris``, by ``procs`` processes (fastest of ``repeats``)."""
+def _reader_decode(uri: str) -> int:
+    """Read and decode a file as shard writing does (HelioBench's reader, no sunpy Map); bytes of pixels."""
+    from heliobench.archive.readers.containers import open_image
+
+    return open_image(Path(uri).read_bytes(), uri).decode().nbytes
+
+
+def decode_child(uris: list[str], procs: list[int], repeats: int = 1) -> dict[str, dict[str, Any]]:
+    """The decode ceiling: astropy alone decompressing ``uris`` by each number of processes in
+    ``procs`` (fastest of ``repeats``); with 1 process also HelioBench's reader decoding the
+    same files (context). One child process for all, keyed by the number of processes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     _decode(uris[-1])  # warm-up (imports)
-    times = []
-    if procs == 1:
-        for _ in range(repeats):
-            seconds, sizes = common.timed(lambda: [_decode(u) for u in uris])
-            times.append(seconds)
-    else:
-        with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork")) as pool:
-            list(pool.map(_decode, [uris[-1]] * procs))  # workers started and warm
+    _reader_decode(uris[-1])
+    out = {}
+    for n in procs:
+        times, reader_times = [], []
+        if n == 1:
             for _ in range(repeats):
-                seconds, sizes = common.timed(lambda: list(pool.map(_decode, uris, chunksize=1)))
+                seconds, sizes = common.timed(lambda: [_decode(u) for u in uris])
                 times.append(seconds)
-    return {"files": len(uris), "procs": procs, "seconds": min(times), "all_s": times, "bytes": int(sum(sizes))}
+                reader_times.append(common.timed(lambda: [_reader_decode(u) for u in uris])[0])
+        else:
+            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+                list(pool.map(_decode, [uris[-1]] * n))  # workers started and warm
+                for _ in range(repeats):
+                    seconds, sizes = common.timed(lambda: list(pool.map(_decode, uris, chunksize=1)))
+                    times.append(seconds)
+        out[str(n)] = {"files": len(uris), "procs": n, "seconds": min(times), "all_s": times, "bytes": int(sum(sizes)),
+                       "reader_seconds": min(reader_times) if reader_times else None}
+    return out
 
 
 def run(size: str = "full", workdir: str | Path | None = None, isolate: bool = True) -> dict[str, Any]:
@@ -320,9 +348,10 @@ def run(size: str = "full", workdir: str | Path | None = None, isolate: bool = T
             seq_rounds[name].append(common.call(isolate, "ingest", "sequential_child", {
                 "uris": part["uris"], "keys": part["keys"], "size_px": cfg["size_px"],
                 "out": str(scratch / f"sequential-{name}"), "repeats": cfg["repeats"]})["result"])
+            decoded = common.call(isolate, "ingest", "decode_child",
+                                  {"uris": flat, "procs": [1, 2], "repeats": cfg["repeats"]})["result"]
             for p in (1, 2):
-                dec_rounds[name][p].append(common.call(isolate, "ingest", "decode_child",
-                                                       {"uris": flat, "procs": p, "repeats": cfg["repeats"]})["result"])
+                dec_rounds[name][p].append(decoded[str(p)])
     configs = {w: _best_config(r, sets) for w, r in config_rounds.items()}
     baselines: dict[str, dict] = {}
     for name in sets:
@@ -331,7 +360,9 @@ def run(size: str = "full", workdir: str | Path | None = None, isolate: bool = T
             "sequential": _fastest(seq_rounds[name]),
             "decode": {p: _fastest(dec_rounds[name][p]) for p in (1, 2)},
             "profile": common.call(isolate, "ingest", "profile_child", {
-                "uris": part["uris"][0], "keys": part["keys"], "size_px": cfg["size_px"]})["result"],
+                "row": {"sample_id": "profiled", "time": part["times"][0],
+                        **{f"{k}_uri": u for k, u in zip(part["keys"], part["uris"][0])}},
+                "keys": part["keys"], "size_px": cfg["size_px"]})["result"],
         }
     rows = _rows(cfg, configs, baselines, archives, size)
     return {"rows": rows, "details": {"configs": _strip(configs), "baselines": baselines, "archives": archives,
@@ -367,7 +398,8 @@ def _best_config(rounds: list[dict], sets: tuple[str, ...]) -> dict:
 
 def _strip(configs: dict) -> dict:
     """The configurations without the long URI lists."""
-    return {w: {k: ({kk: vv for kk, vv in v.items() if kk != "uris"} if isinstance(v, dict) else v) for k, v in c.items()}
+    return {w: {k: ({kk: vv for kk, vv in v.items() if kk not in ("uris", "times")} if isinstance(v, dict) else v)
+                for k, v in c.items()}
             for w, c in configs.items()}
 
 
@@ -403,6 +435,11 @@ def _rows(cfg, configs, baselines, archives, size) -> list[dict]:
             frac = rate / ceiling
             rows.append(row(f"{label}: decode+prep+shards, {workers_text(w)} vs decode ceiling ({min(w, 2)} proc)",
                             rate, "files/s", ceiling, frac, f"ratio >= {CEILING_TARGET}", frac >= CEILING_TARGET))
+        one = dec[1]
+        if one.get("reader_seconds"):
+            reader_rate, astropy_rate = one["files"] / one["reader_seconds"], one["files"] / one["seconds"]
+            rows.append(row(f"{label}: decode alone, HelioBench reader vs astropy (the ceiling), 1 proc",
+                            reader_rate, "files/s", astropy_rate, reader_rate / astropy_rate))
         part = configs[max(workers)][name]
         total = part["header_s"] + part["manifest_s"] + part["shards_s"]
         rate = part["files_decoded"] / total

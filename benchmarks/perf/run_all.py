@@ -1,7 +1,7 @@
 """HelioBench performance suite (``make bench``): every benchmark once, one table of ratios
 measured in this run, written to ``work/bench/results.json``.
 
-    .venv/bin/python benchmarks/perf/run_all.py [--tiny] [--only ingest,catalog_scale] [--workdir DIR] [--out FILE]
+    .venv/bin/python benchmarks/perf/run_all.py [--tiny] [--only ingest,catalog_scale] [--workdir DIR] [--out FILE] [--markdown FILE]
 
 Simulated archives, synthetic catalogs and the MLflow store are built on the first run and
 cached under ``work/bench/`` (about 9 GB with the 10M-row catalog); later runs reuse them.
@@ -53,28 +53,42 @@ def notes_for(details: dict) -> list[str]:
     seq = details.get("ingest", {}).get("baselines", {})
     for name, b in seq.items():
         s = b["sequential"]
+        one = _key(b["decode"], 1)
+        reader = (f", HelioBench reader (bytes + header + decode) {1000 * one['reader_seconds'] / one['files']:.0f} ms"
+                  if one.get("reader_seconds") else "")
         notes.append(f"ingest {name} archive, sequential loop per file: sunpy.map.Map {1000 * s['map_s'] / s['files']:.0f} ms, "
                      f"preprocessing {1000 * s['prep_s'] / s['files']:.0f} ms, np.save {1000 * s['save_s'] / s['files']:.0f} ms; "
-                     f"astropy decode alone {1000 * _key(b['decode'], 1)['seconds'] / _key(b['decode'], 1)['files']:.0f} ms")
+                     f"astropy decode alone {1000 * one['seconds'] / one['files']:.0f} ms{reader}")
         prof = b.get("profile")
         if prof:
             parts = ", ".join(f"{k} {100 * v / prof['seconds']:.0f} %" for k, v in
                               sorted(prof["parts_s"].items(), key=lambda kv: -kv[1]))
+            within = ", ".join(f"{k} {100 * v / prof['seconds']:.0f} %" for k, v in prof.get("details_s", {}).items())
             notes.append(f"ingest {name} archive, cProfile of one sample as write_shards prepares it "
-                         f"({prof['files']} files, {prof['seconds']:.2f} s): {parts}")
+                         f"({prof['files']} files, {prof['seconds']:.2f} s): {parts}" + (f" ({within})" if within else ""))
     cat = details.get("catalog_scale", {}).get("results", {})
     if cat:
         last = cat[max(cat, key=int)]
-        notes.append(f"catalog_scale: largest size {last['rows']:,} rows; load_catalog {last['load_s']:.1f} s; "
-                     f"input table {last['table_estimated_bytes'] / 1e9:.2f} GB (polars estimate), RSS after load "
-                     f"{(last['input_rss_bytes'] or 0) / 1e9:.2f} GB, process peak {last['process_maxrss_bytes'] / 1e9:.2f} GB")
+        notes.append(f"catalog_scale: largest size {last['rows']:,} rows; load_catalog {last['load_s']:.2f} s (opens the "
+                     f"table, reads it lazily); whole table in memory {last['table_estimated_bytes'] / 1e9:.2f} GB (polars "
+                     f"estimate); RSS after load {(last['input_rss_bytes'] or 0) / 1e9:.2f} GB, peak over load + pair + "
+                     f"splits {(last['peak_rss_bytes'] or 0) / 1e9:.2f} GB, child process peak incl. the profiled run "
+                     f"{last['process_maxrss_bytes'] / 1e9:.2f} GB")
+        if all("cpu_s" in r for r in cat.values()):
+            notes.append("catalog_scale: CPU seconds of pair + splits per million rows (all threads; growth with size "
+                         "that load from other processes does not blur): "
+                         + ", ".join(f"{_key(cat, n)['rows'] / 1e6:.0f}M {_key(cat, n)['cpu_s'] / (_key(cat, n)['rows'] / 1e6):.2f} s"
+                                     for n in sorted(int(k) for k in cat)))
         if last.get("profile_top"):
             notes.append("catalog_scale profile (cProfile, cumulative time of each call made from heliobench/catalog):")
             notes += [f"    {line.strip()}" for line in last["profile_top"][:6]]
     lb = details.get("leaderboard_scale")
     if lb:
-        notes.append(f"leaderboard_scale: naive baseline over {lb['naive_basis']}; store of {lb['store']['runs']:,} runs "
-                     f"created in {lb['store']['create_s']:.0f} s")
+        st = lb["store"]
+        how = (f"{st['api_runs']:,} through the MLflow API, {st['bulk_runs']:,} written in bulk"
+               if "api_runs" in st else "through the MLflow API")
+        notes.append(f"leaderboard_scale: naive baseline over {lb['naive_basis']}; store of {st['runs']:,} runs "
+                     f"created in {st['create_s']:.0f} s ({how})")
     ti = details.get("training_input")
     if ti:
         rd = ti["ray_data"]
@@ -95,6 +109,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--workdir", default=None, help="cache and scratch folder (default work/bench)")
     parser.add_argument("--out", default=None, help="JSON results file (default <workdir>/results.json)")
+    parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
     args = parser.parse_args()
     size = "tiny" if args.tiny else "full"
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
@@ -127,7 +142,11 @@ def main() -> int:
         print(f"[{time.perf_counter() - t0:6.0f} s] {name} done in {seconds[name]:.0f} s", flush=True)
     total = time.perf_counter() - t0
     after = common.machine()
-    notes = notes_for(details)
+    try:
+        notes = notes_for(details)
+    except Exception as exc:  # noqa: BLE001 - a note must never cost the measurements
+        traceback.print_exc()
+        notes = [f"(notes failed: {type(exc).__name__}: {exc})"]
     print()
     print(f"Machine: {before['cores']} cores, CPU {before['cpu_model']}, {before['memory_gib']} GiB RAM, "
           f"GPU {before['gpu'] or 'none'}; load average {before['load_average'][0]:.2f} before, "
@@ -154,6 +173,8 @@ def main() -> int:
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1, default=str))
+    if args.markdown:
+        Path(args.markdown).write_text(common.format_markdown(rows) + "\n")
     print(f"results written to {out_path}")
     return 1 if failures else 0
 

@@ -11,11 +11,11 @@ target at 256². The shards are written once (cached) from the 1024² simulated 
   ``num_cpus=2``, one warm-up epoch, then ``epochs`` timed epochs (the fastest counts, on both
   sides: the machine may be shared). An epoch reads ``repeat``
   hard-linked copies of the shard files, so that it has a realistic ~1000 samples rather
-  than the 64 simulated ones (per-epoch start-up would otherwise dominate).
+  than the 32 simulated ones (per-epoch start-up would otherwise dominate).
 * DataLoader: a map-style dataset whose ``__getitem__`` runs ``sunpy.map.Map(file)`` and the
   default pipeline on the AIA file and the mask file (as ``heliobench.shards`` would),
   ``num_workers=2``, ``persistent_workers=True``, shuffle, one warm-up epoch; on the same
-  1024² files and on the 4096² files of the big archive.
+  1024² files (listed twice: 64 samples an epoch) and on the 4096² files of the big archive.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import common
 from common import row
 
 SIZES = {
-    "full": {"days": 16, "size_px": 256, "batch_size": 8, "epochs": 3, "repeat": 16, "dl_epochs": 2, "big_copies": 4,
-             "big_epochs": 2},
-    "tiny": {"days": 2, "size_px": 16, "batch_size": 2, "epochs": 1, "repeat": 1, "dl_epochs": 1, "big_copies": 1,
-             "big_epochs": 1},
+    "full": {"days": 16, "size_px": 256, "batch_size": 8, "epochs": 3, "repeat": 32, "dl_epochs": 2, "small_copies": 2,
+             "big_copies": 4, "big_epochs": 2},
+    "tiny": {"days": 2, "size_px": 16, "batch_size": 2, "epochs": 1, "repeat": 1, "dl_epochs": 1, "small_copies": 1,
+             "big_copies": 1, "big_epochs": 1},
 }
 MEMBERS = ("aia_193", "ch_mask")
 TARGET = 5.0
@@ -172,7 +172,8 @@ def run(size: str = "full", workdir: str | Path | None = None, isolate: bool = T
     ray_data = common.call(isolate, "training_input", "ray_data_child",
                            {"shards": setup["shards"], "epoch_samples": setup["epoch_samples"], "size": size,
                             "isolate": isolate})["result"]
-    small = common.call(isolate, "training_input", "dataloader_child", {"samples": setup["uris"], "size": size})["result"]
+    small = common.call(isolate, "training_input", "dataloader_child",
+                        {"samples": setup["uris"] * cfg["small_copies"], "size": size})["result"]
     big = common.call(isolate, "training_input", "dataloader_child",
                       {"samples": _big_samples(archives["big"], cfg["big_copies"]), "size": size,
                        "epochs": cfg["big_epochs"]})["result"]

@@ -1,10 +1,18 @@
-"""``heliobench demo``: the whole data flow on a small simulated archive, with a summary."""
+"""``heliobench demo``: the whole data flow and a short run of every benchmark, with a summary.
+
+sim → ingest → split + audit (every card) → shard → per benchmark: train, evaluate,
+leaderboard → an ASHA search, the channel-selection grid subset, the tracking baselines
+→ the leaderboard page. The runs are short (narrow networks, one or two epochs at the
+demo's size) so that the whole demo fits a laptop's CPU; their metrics show the platform
+working, not the published skill.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -21,91 +29,189 @@ from heliobench.engine.train import train
 from heliobench.engine.tune import tune_benchmark
 from heliobench.shards import write_shards
 from heliobench.specs import BenchmarkSpec, SearchDimension, load_benchmark, load_card, load_search_space
+from heliobench.tasks.tracking.baseline_entries import score_baselines
+from heliobench.tasks.translation.channel_selection import channel_selection_report
 from heliobench.tracking.html import write_leaderboard_html
 from heliobench.tracking.leaderboard import LeaderboardTable, format_leaderboard, rank
 
-#: Members sharded by the demo (the coronal-hole and active-region segmentation inputs).
-DEMO_SHARD_MEMBERS = ("aia_171", "aia_193", "ch_mask", "ar_mask")
-#: Benchmarks on the demo's leaderboard page.
-DEMO_BENCHMARKS = ("ch_segmentation",)
-#: The demo trains a narrow SCSS-Net (same architecture, fewer filters) to fit a CPU budget.
-DEMO_TRAIN_OVERRIDES = ["model.params.base_filters=8", "training.epochs=3", "training.batch_size=8"]
-#: The demo's search: the benchmark's space with narrow networks, 4 trials of at most 2 epochs.
+
+#: A narrow pix2pix (same architecture, fewer filters), one epoch.
+_NARROW_PIX2PIX = ("training.epochs=1", "training.batch_size=8", "training.lr=0.002", "model.params.base_features=8",
+                   "model.params.max_features=64", "model.params.disc_features=8")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A benchmark's short demo run: ``--set`` overrides of its spec, at the demo's size unless
+    the card's preprocessing fixes another (``resolution_px``)."""
+
+    benchmark: str
+    overrides: tuple[str, ...]
+    resolution_px: int | None = None
+
+
+#: Every benchmark's short run (narrow networks, few epochs) — same verbs, same specs.
+DEMO_RUNS = (
+    DemoRun("ch_segmentation", ("model.params.base_filters=8", "training.epochs=2", "training.batch_size=8")),
+    DemoRun("ar_segmentation", ("model.params.base_filters=8", "training.epochs=1", "training.batch_size=8")),
+    DemoRun("halpha_quality", ("training.epochs=2", "training.batch_size=4", "model.params.base_filters=8",
+                               "model.params.res_blocks=2", "model.params.critic_filters=8"), resolution_px=256),
+    DemoRun("event_tracking", ("model.params.crop_size=32", "model.params.channels=[8, 16, 32]", "model.params.hidden=64",
+                               "model.params.dropout=0.0", "training.params.examples_per_pair=4", "training.epochs=6",
+                               "training.batch_size=2", "training.lr=0.001")),
+    DemoRun("hmi_to_aia", ("targets=[aia_171, aia_193, aia_304, aia_1600]", *_NARROW_PIX2PIX)),
+    DemoRun("ar_detection", ("model.params.width=0.125", "training.epochs=3", "training.batch_size=8", "training.lr=0.001")),
+    DemoRun("ar_classification", ("model.params.width=0.125", "model.params.input_px=64", "training.epochs=3",
+                                  "training.lr=0.001")),
+)
+#: Dense windows (6-hour cadence, end-exclusive) added to the archive for event tracking:
+#: frame pairs need consecutive frames, which the archive's 10-day cadence does not have.
+TRACKING_WINDOWS = (("2016-12-01", "2016-12-09"), ("2017-03-01", "2017-03-05"), ("2017-09-01", "2017-09-05"))
+TRACKING_CADENCE = "6h"
+#: The ASHA search: ch_segmentation's space with narrow networks, 4 trials of at most 2 epochs.
 DEMO_TUNE_FILTERS = [4, 8]
-
-
-def _train_tune_rank(bench: BenchmarkSpec, shard_dir: str, work: Path, t0: float) -> dict:
-    """Train, evaluate, a small ASHA search, the leaderboard and its page."""
-    spec = bench.with_overrides(DEMO_TRAIN_OVERRIDES)
-    result = train(spec, shard_dir, workers=2, run_name=f"demo-{spec.name}")
-    _step("train", t0)
-    test = evaluate(spec, result.run_id, shard_dir)
-    _step("evaluate", t0)
-    space = load_search_space(spec.name)
-    narrow = {**space.space, "model.params.base_filters": SearchDimension(type="choice", values=DEMO_TUNE_FILTERS),
-              "training.batch_size": SearchDimension(type="choice", values=[8])}
-    space = space.model_copy(update={"max_epochs": 2, "num_samples": 4, "space": narrow})
-    search = tune_benchmark(spec, space, shard_dir, name=f"demo-tune-{time.strftime('%Y%m%d-%H%M%S')}")
-    _step("tune", t0)
-    table = LeaderboardTable()
-    html = write_leaderboard_html(table, [load_benchmark(n) for n in DEMO_BENCHMARKS], str(work / "leaderboard"))
-    return {
-        "run_id": result.run_id, "train_seconds": result.seconds, "test": test, "tune": search.__dict__,
-        "leaderboard": format_leaderboard(rank(table, spec), "table"), "html": str(html),
-    }
+#: Channel-selection models run by the demo (4 of the 170 in the grid), one epoch each.
+DEMO_CHANNEL_SELECTION = (
+    {"inputs": ["aia_131"], "targets": ["aia_171"]},
+    {"inputs": ["aia_131"], "targets": ["aia_193"]},
+    {"inputs": ["aia_171"], "targets": ["aia_193"]},
+    {"inputs": ["aia_131", "aia_1600"], "targets": ["aia_171"]},
+)
 
 
 def _step(name: str, t0: float) -> None:
     print(f"[demo] {name} done at {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def _specs(size: int) -> dict[str, BenchmarkSpec]:
+    """The demo's benchmark specs at the demo's resolution, with their short-run overrides."""
+    return {r.benchmark: load_benchmark(r.benchmark).model_copy(update={"resolution_px": r.resolution_px or size})
+            .with_overrides(list(r.overrides)) for r in DEMO_RUNS}
+
+
+def _split_all(tables, specs: dict[str, BenchmarkSpec], work: Path) -> dict[str, dict]:
+    """A manifest and leakage audit per (card, scheme) the benchmarks use, plus sdo_sim's strict scheme."""
+    wanted = sorted({(s.dataset, s.split_scheme) for s in specs.values()} | {("sdo_sim", "strict")})
+    splits = {}
+    for card_name, scheme in wanted:
+        card = load_card(card_name)
+        manifest, paired = make_manifest(tables, card, scheme)
+        uri = str(work / f"manifest-{card.name}-{scheme}.parquet")
+        write_manifest(manifest, uri)
+        splits[f"{card_name}/{scheme}"] = {"manifest": uri, "hash": manifest.content_hash, "samples": manifest.counts(),
+                                          "unmatched": paired.unmatched, "audit": audit(manifest, tables, card).summary()}
+    return splits
+
+
+def _channel_selection_spec(size: int) -> BenchmarkSpec:
+    return load_benchmark("aia_channel_selection").model_copy(update={"resolution_px": size}).with_overrides(list(_NARROW_PIX2PIX))
+
+
+def _shard_all(specs: dict[str, BenchmarkSpec], splits: dict[str, dict], size: int) -> dict[str, dict]:
+    """One shard set per (card, scheme) holding the members of every benchmark (and search) on it."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for s in specs.values():
+        groups.setdefault((s.dataset, s.split_scheme), set()).update(s.inputs + s.targets)
+    cs = _channel_selection_spec(size)
+    groups[(cs.dataset, cs.split_scheme)].update(k for trial in DEMO_CHANNEL_SELECTION for k in trial["inputs"] + trial["targets"])
+    out = {}
+    for (card_name, scheme), members in sorted(groups.items()):
+        spec = next(s for s in specs.values() if (s.dataset, s.split_scheme) == (card_name, scheme))
+        card = load_card(card_name)
+        keep = tuple(m.key for m in card.members if m.key in members or _grid_of(card, members, m.key))
+        summary = write_shards(splits[f"{card_name}/{scheme}"]["manifest"], card, default_shards(spec),
+                               size_px=spec.resolution_px, members=keep, progress=True)
+        out[f"{card_name}/{scheme}"] = summary.__dict__
+    return out
+
+
+def _grid_of(card, members: set[str], key: str) -> bool:
+    """Whether ``key`` is the grid of a label member in ``members`` (labels are encoded on it)."""
+    return any(card.member(k).grid == key for k in members)
+
+
+def _run_benchmarks(specs: dict[str, BenchmarkSpec], t0: float) -> dict[str, dict]:
+    results = {}
+    for name, spec in specs.items():
+        started = time.perf_counter()
+        result = train(spec, default_shards(spec), workers=2, run_name=f"demo-{name}")
+        test = evaluate(spec, result.run_id, default_shards(spec))
+        if spec.task == "tracking":
+            score_baselines(spec, default_shards(spec))
+        results[name] = {"run_id": result.run_id, "train_seconds": result.seconds, "seconds": time.perf_counter() - started,
+                         "test": test, "primary": spec.primary_metric}
+        _step(f"{name} (train + evaluate)", t0)
+    return results
+
+
+def _searches(specs: dict[str, BenchmarkSpec], work: Path, t0: float) -> dict[str, dict]:
+    """A 4-trial ASHA search of ch_segmentation and a subset of the channel-selection grid."""
+    spec = specs["ch_segmentation"]
+    space = load_search_space(spec.name)
+    narrow = {**space.space, "model.params.base_filters": SearchDimension(type="choice", values=DEMO_TUNE_FILTERS),
+              "training.batch_size": SearchDimension(type="choice", values=[8])}
+    space = space.model_copy(update={"max_epochs": 2, "num_samples": 4, "space": narrow})
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = {"ch_segmentation": tune_benchmark(spec, space, default_shards(spec), name=f"demo-tune-{stamp}").__dict__}
+    _step("tune ch_segmentation", t0)
+    cs = _channel_selection_spec(spec.resolution_px)
+    grid = load_search_space(cs.name)
+    grid = grid.model_copy(update={"max_epochs": 1, "grace_period": 1, "num_samples": 1,
+                                   "space": {"channels": SearchDimension(type="grid", values=list(DEMO_CHANNEL_SELECTION))}})
+    search = tune_benchmark(cs, grid, default_shards(cs), name=f"demo-channels-{stamp}", scheduler="fifo")
+    table = channel_selection_report(search.parent_run_id, work / "channel_selection")
+    out["aia_channel_selection"] = search.__dict__ | {"table": table.to_dicts(), "heatmap": str(work / "channel_selection" / "channel_selection_cc.png")}
+    _step("channel selection grid", t0)
+    return out
+
+
 def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: int) -> dict:
-    """sim → ingest → split → audit → shard → train → evaluate → tune → leaderboard; prints a summary."""
+    """The demo end to end; prints a summary and writes ``demo_summary.json``."""
     t0 = time.perf_counter()
     work = Path(workdir).resolve()
     os.environ["HELIOBENCH_WORKSPACE"] = str(work)
     archive, catalog = str(work / "archive"), str(work / "catalog")
     sim = simulate_archive(archive, start, end, cadence, size=size, seed=seed, progress=True)
+    for first, stop in TRACKING_WINDOWS:
+        simulate_archive(archive, first, stop, TRACKING_CADENCE, size=size, seed=seed, progress=True)
     _step("sim", t0)
     ing = ingest([archive], catalog, progress=True)
     _step("ingest", t0)
     tables = load_catalog(catalog)
-    card = load_card("sdo_sim")
-    splits = {}
-    for scheme in ("park2019", "strict"):
-        manifest, paired = make_manifest(tables, card, scheme)
-        uri = str(work / f"manifest-{card.name}-{scheme}.parquet")
-        write_manifest(manifest, uri)
-        report = audit(manifest, tables, card)
-        splits[scheme] = {"manifest": uri, "hash": manifest.content_hash, "samples": manifest.counts(), "unmatched": paired.unmatched, "audit": report.summary()}
+    specs = _specs(size)
+    splits = _split_all(tables, specs, work)
     _step("split + audit", t0)
-    bench = load_benchmark("ch_segmentation").model_copy(update={"resolution_px": size})
-    shard_dir = default_shards(bench)
-    shards = write_shards(splits["park2019"]["manifest"], card, shard_dir, size_px=size, members=DEMO_SHARD_MEMBERS, progress=True)
+    shards = _shard_all(specs, splits, size)
     _step("shard", t0)
-    engine = _train_tune_rank(bench, shard_dir, work, t0)
+    runs = _run_benchmarks(specs, t0)
+    searches = _searches(specs, work, t0)
+    table = LeaderboardTable()
+    html = write_leaderboard_html(table, list(specs.values()), str(work / "leaderboard"))
     frames = summarize(tables)
     with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, fmt_str_lengths=60):
         print("\n=== HelioBench demo summary ===")
-        print(f"archive: {archive} ({sim})")
+        print(f"archive: {archive} ({sim}; plus {TRACKING_CADENCE} windows {TRACKING_WINDOWS} for tracking)")
         print(f"ingest: {ing.files_read} files in {ing.seconds:.1f} s = {ing.files_per_second:.1f} files/s; "
               f"{ing.total_observations} observations, {ing.total_labels} label files, {ing.total_quarantined} quarantined")
         print(frames["observations"].select("instrument", "channel", "files", "first", "last"))
-        for scheme, s in splits.items():
+        for key, s in splits.items():
             a = s["audit"]
-            print(f"split {scheme}: samples {s['samples']}, unmatched references {s['unmatched']}, manifest hash {s['hash']}")
+            print(f"split {key}: samples {s['samples']}, unmatched references {s['unmatched']}, manifest hash {s['hash'][:16]}")
             print(f"  leakage audit: {'clean' if a['clean'] else 'LEAKS'} — observations {a['observations_in_two_splits']}, "
                   f"tracks {a['tracks_in_two_splits']}/{a['tracks_checked']}, regions {a['regions_in_two_splits']}/{a['regions_checked']}")
-        print(f"shards: {shards.out} samples {shards.samples}, preprocessing hash {shards.preprocessing_hash}")
-        print(f"train: run {engine['run_id']} ({' '.join(DEMO_TRAIN_OVERRIDES)}) in {engine['train_seconds']:.0f} s; "
-              f"test IoU (pooled, p>0.5) {engine['test']['iou_pooled_05']:.3f} "
-              f"[{engine['test']['iou_pooled_05_ci_low']:.3f}, {engine['test']['iou_pooled_05_ci_high']:.3f}], "
-              f"Dice {engine['test']['dice_pooled_05']:.3f}")
-        print(f"tune: {engine['tune']['trials']} trials (ASHA), best {engine['tune']['metric']} = {engine['tune']['best_metric']:.3f} "
-              f"with {engine['tune']['best_config']}")
-        print(engine["leaderboard"])
-        print(f"leaderboard page: {engine['html']}")
+        for key, s in shards.items():
+            print(f"shards {key}: {s['out']} samples {s['samples']} in {s['seconds']:.0f} s, preprocessing hash {s['preprocessing_hash'][:16]}")
+        print(f"\n{'benchmark':<20} {'primary test metric':<34} {'train s':>8} {'total s':>8}  run")
+        for name, r in runs.items():
+            metric = f"{r['primary']} = {r['test'][r['primary']]:.3f}"
+            print(f"{name:<20} {metric:<34} {r['train_seconds']:>8.0f} {r['seconds']:>8.0f}  {r['run_id']}")
+        for name, s in searches.items():
+            print(f"tune {name}: {s['trials']} trials, best {s['metric']} = {s['best_metric']:.3f} with {s['best_config']}")
+        for spec in specs.values():
+            print(format_leaderboard(rank(table, spec), "table"))
+        print(f"leaderboard page: {html}")
         print(f"wall time: {time.perf_counter() - t0:.0f} s")
-    summary = {"ingest": ing.__dict__, "splits": splits, "shards": shards.__dict__, "engine": engine, "seconds": time.perf_counter() - t0}
+    summary = {"ingest": ing.__dict__, "splits": splits, "shards": shards, "runs": runs, "searches": searches,
+               "html": str(html), "seconds": time.perf_counter() - t0}
     (work / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

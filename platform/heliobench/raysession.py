@@ -7,14 +7,39 @@ import os
 #: Ray 2.60 rewrites 127.0.0.1 to the primary interface unless this is set before init.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+#: Credentials Ray Tune copies from the driver's environment into every trial's runtime
+#: environment, which Ray's runtime-env agent then writes to its log in plain text.
+_CREDENTIALS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"})
+
+
+def keep_credentials_out_of_ray() -> None:
+    """Stop Ray Tune from shipping the driver's S3 credentials to trials in their runtime env.
+
+    Ray logs runtime environments (``runtime_env_agent.log``), credentials included. Trials,
+    like every other Ray worker here, take credentials from their node's environment: the
+    lab environment on a cluster, the driver's own on a local Ray started by this process.
+    """
+    import sys
+
+    if "ray.tune" not in sys.modules:
+        return
+    import ray.tune.execution.class_cache as class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - _CREDENTIALS
+
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one.
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``; ``auto`` finds a local one), else
+    start a local one on 127.0.0.1.
 
-    Does nothing when Ray is already initialised in this process.
+    Does nothing when Ray is already initialised in this process. Without an address the
+    local instance is always a new one: a bare ``ray.init()`` would join whichever cluster
+    was started last on this machine (``/tmp/ray/ray_current_cluster``), which on a shared
+    machine may be somebody else's.
     """
     import ray
 
+    keep_credentials_out_of_ray()
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
@@ -22,4 +47,4 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+        ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)

@@ -2,14 +2,20 @@
 
 S3 endpoints and keys come from the usual AWS settings (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``). Writes are atomic: the bytes go to a
-temporary key that is then moved into place, so a reader never sees a partial file.
-Transient storage failures are retried with exponential backoff; when storage stays
-down, a :class:`StorageError` names the URI (never the credentials).
+temporary key (``.tmp-<random>-<name>`` beside the target) that is then moved into place,
+so a reader never sees a partial file; a write that fails leaves the target as it was.
+Transient storage failures (connection refused or reset, timeouts, 5xx) are retried with
+exponential backoff — ``HELIOBENCH_STORAGE_ATTEMPTS`` attempts (default 5), the first
+retry after ``HELIOBENCH_STORAGE_BACKOFF_S`` seconds (default 0.5), doubling — on top of
+s3fs's own retries (about 10 s per operation), so an outage of about a minute is ridden
+out. When storage stays down, a :class:`StorageError` names the URI (never the credentials).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,8 +28,24 @@ from heliobench.errors import StorageError
 
 T = TypeVar("T")
 
-#: Exceptions treated as transient (connection refused or reset, timeouts, 5xx).
-_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+#: OSError subclasses that say something about the request, not the connection: not retried.
+_PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+
+#: Environment variables whose values are credentials: never shown in messages.
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+              "PGPASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "RAY_AUTH_TOKEN")
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@'\"]*):[^/\s@'\"]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` without credentials: passwords in URLs (``://user:***@``) and the values of
+    the secret environment variables (:data:`SECRET_ENV`) replaced by ``***``."""
+    out = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", text)
+    for key in SECRET_ENV:
+        value = os.environ.get(key)
+        if value and len(value) >= 4:
+            out = out.replace(value, "***")
+    return out
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -45,19 +67,48 @@ def join(uri: str, *parts: str) -> str:
     return out
 
 
-def with_retries(fn: Callable[[], T], uri: str, attempts: int = 5, base_delay_s: float = 0.5) -> T:
-    """Call ``fn``, retrying transient storage errors with exponential backoff."""
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says storage is (perhaps briefly) unreachable rather than that the request is wrong."""
+    if isinstance(exc, _PERMANENT):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    try:  # s3fs lets connection errors of botocore/aiohttp through untranslated
+        import aiohttp
+        import botocore.exceptions as bce
+
+        if isinstance(exc, (bce.ConnectionError, bce.HTTPClientError, aiohttp.ClientError)):
+            return True
+        if isinstance(exc, bce.ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return status >= 500 or status == 429
+    except ImportError:
+        pass
+    return False
+
+
+def with_retries(fn: Callable[[], T], uri: str, attempts: int | None = None, base_delay_s: float | None = None) -> T:
+    """Call ``fn``, retrying transient storage errors with exponential backoff.
+
+    When every attempt failed, raises :class:`StorageError` naming ``uri`` (credentials
+    redacted). Errors that are not transient (a missing key, a refused permission)
+    propagate at once.
+    """
+    attempts = attempts or int(os.environ.get("HELIOBENCH_STORAGE_ATTEMPTS", "5"))
+    delay = base_delay_s if base_delay_s is not None else float(os.environ.get("HELIOBENCH_STORAGE_BACKOFF_S", "0.5"))
+    t0 = time.monotonic()
     for attempt in range(attempts):
         try:
             return fn()
-        except FileNotFoundError:
-            raise
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             if attempt == attempts - 1:
-                raise StorageError(
-                    f"{uri}: storage unreachable after {attempts} attempts ({type(exc).__name__})"
-                ) from None
-            time.sleep(base_delay_s * 2**attempt)
+                raise StorageError(redact(
+                    f"{uri}: storage unreachable after {attempts} attempts over {time.monotonic() - t0:.0f} s "
+                    f"({type(exc).__name__}: {str(exc)[:160]})"
+                )) from None
+            time.sleep(delay * 2**attempt)
     raise AssertionError("unreachable")
 
 
@@ -68,22 +119,66 @@ def read_bytes(uri: str) -> bytes:
 
 
 def write_bytes_atomic(uri: str, data: bytes) -> None:
-    """Write ``data`` to ``uri`` so that readers see either nothing or all of it."""
+    """Write ``data`` to ``uri`` so that readers see either the old content or all of the new.
+
+    The bytes go to a temporary key beside the target, which is then moved into place
+    (a rename on local disks; a server-side copy on S3, where an object appears whole or
+    not at all). Retried as a whole on transient errors. A temporary key left by a write
+    that failed (a server that kept a truncated upload) is named ``.tmp-*``, which no reader
+    pattern matches, and is removed once storage answers again.
+    """
     fs, path = filesystem(uri)
-    parent = path.rsplit("/", 1)[0]
-    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
+    parent, _, name = path.rpartition("/")
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
+    local = not uri.startswith("s3://")
 
     def _write() -> None:
-        if not fs.exists(parent):
+        if local:
             fs.makedirs(parent, exist_ok=True)
         fs.pipe_file(tmp, data)
-        fs.mv(tmp, path)
+        try:
+            fs.mv(tmp, path)
+        except FileNotFoundError:
+            raise ConnectionError(f"{tmp}: temporary key gone before the move") from None  # write it again
 
     try:
         with_retries(_write, uri)
-    finally:
-        if fs.exists(tmp):
+    except StorageError as exc:
+        # Storage is down: removing the temporary key would only fail too. It is removed by
+        # the next successful write of this process; meanwhile no reader sees it (``.tmp-*``).
+        with _orphans_lock:
+            _orphans.append((fs, tmp))
+        raise StorageError(f"{exc}; no partial content was written to {uri}") from None
+    except BaseException:
+        _remove_quietly(fs, tmp)
+        raise
+    if _orphans:
+        _remove_orphans()
+
+
+#: Temporary keys of writes that failed while storage was down (removed once it is back).
+_orphans: list[tuple[fsspec.AbstractFileSystem, str]] = []
+_orphans_lock = threading.Lock()
+
+
+def _remove_orphans() -> None:
+    with _orphans_lock:
+        pending, _orphans[:] = list(_orphans), []
+    for fs, tmp in pending:
+        try:
             fs.rm_file(tmp)
+        except FileNotFoundError:
+            pass
+        except Exception:  # noqa: BLE001 - still unreachable: try again after the next write
+            with _orphans_lock:
+                _orphans.append((fs, tmp))
+
+
+def _remove_quietly(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    try:
+        fs.rm_file(path)
+    except Exception:  # noqa: BLE001 - already gone, or storage still down
+        pass
 
 
 def arrow_storage(uri: str) -> tuple[object | None, str]:

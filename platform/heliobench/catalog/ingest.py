@@ -8,6 +8,7 @@ an unreadable file goes to quarantine with its reason and the run carries on.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,9 +22,11 @@ from heliobench.archive.readers import read_header
 from heliobench.archive.observation import CATALOG_SCHEMA
 from heliobench.catalog.sources import SourceFile, list_source
 from heliobench.catalog.tables import LABELS_SCHEMA, CatalogTables, load_catalog, save_catalog
-from heliobench.errors import ReaderError, StorageError
+from heliobench.errors import HelioBenchError, ReaderError, StorageError
 from heliobench.raysession import ensure_ray
 from heliobench.storage import read_bytes
+
+log = logging.getLogger(__name__)
 
 #: One row per file read: the union of the three tables' columns plus where it goes.
 _RESULT_SCHEMA = pa.schema(
@@ -97,6 +100,28 @@ def read_files(files: list[SourceFile], progress: bool = True) -> pl.DataFrame:
     return pl.from_arrow(pa.concat_tables(tables).cast(_RESULT_SCHEMA))  # type: ignore[return-value]
 
 
+def _read_files_surviving_node_loss(files: list[SourceFile], progress: bool, attempts: int = 3) -> pl.DataFrame:
+    """:func:`read_files`, run again from the start if the cluster loses what it needs.
+
+    Ray Data already reruns the tasks of a lost node and rebuilds lost blocks from their
+    lineage; should that fail (an object lost with no way back, a worker that died holding
+    one), the read, which writes nothing, is simply repeated: the catalog is only written
+    once every file has a row.
+    """
+    import ray.exceptions
+
+    lost = (ray.exceptions.ObjectLostError, ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
+            ray.exceptions.RaySystemError, ray.exceptions.ActorDiedError)
+    for attempt in range(attempts):
+        try:
+            return read_files(files, progress)
+        except lost as exc:
+            if attempt == attempts - 1:
+                raise HelioBenchError(f"ingest of {len(files)} files: the Ray cluster kept losing work ({type(exc).__name__}); rerun ingest (it is incremental)") from None
+            log.warning("ingest: %s on the cluster; reading again (attempt %d of %d)", type(exc).__name__, attempt + 2, attempts)
+    raise AssertionError("unreachable")
+
+
 def _replace(old: pl.DataFrame, new: pl.DataFrame, reread: set[str], sort: list[str]) -> pl.DataFrame:
     kept = old.filter(~pl.col("uri").is_in(list(reread)))
     return pl.concat([kept, new.select(old.columns).cast(old.schema)], how="vertical").sort(sort, nulls_last=True)
@@ -115,7 +140,7 @@ def ingest(sources: list[str], catalog: str, download_dir: str | None = None, pr
         for uri, size, stamp in df.select("uri", "size_bytes", "source_mtime").iter_rows():
             known[uri] = (size, stamp)
     todo = [f for f in files.values() if known.get(f.uri) != (f.size_bytes, f.stamp)]
-    result = read_files(todo, progress)
+    result = _read_files_surviving_node_loss(todo, progress)
     reread = {f.uri for f in todo}
     obs = result.filter(pl.col("status") == "observation")
     labels = result.filter(pl.col("status") == "label")

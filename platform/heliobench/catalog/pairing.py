@@ -32,16 +32,52 @@ class PairingResult:
         return self.references - self.samples.height
 
 
-def _member_rows(tables: CatalogTables, member: Member) -> pl.DataFrame:
-    if member.label is not None:
-        df = tables.labels.filter(pl.col("kind") == member.label).select(
-            pl.col("time_start").alias("time"), "uri", "checksum"
-        )
-    else:
-        df = tables.observations.filter(
-            (pl.col("instrument") == member.instrument) & (pl.col("channel") == member.channel)
-        ).select(pl.col("obs_time").alias("time"), "uri", "checksum")
-    return df.drop_nulls("time").sort("time")
+def _member_rows(tables: CatalogTables, members: list[Member]) -> dict[str, pl.DataFrame]:
+    """``time``, ``uri`` and ``checksum`` of each member's files, sorted by time (ties in table order).
+
+    The observation members come from one pass over the catalog that keeps only these
+    three columns and a channel number: on a catalog loaded from disk the parquet reader
+    never materialises the other columns or the rows of other channels. Sorted by channel
+    (stable), each channel's rows are a zero-copy slice of that frame, sorted by time
+    unless, as in a catalog written by ``ingest``, they already are. (Filtering each
+    channel out instead copies the strings: 0.9 GB more at 10M rows.)
+    """
+    out: dict[str, pl.DataFrame] = {}
+    for m in members:
+        if m.label is not None:
+            out[m.key] = (
+                tables.labels.lazy()
+                .filter(pl.col("kind") == m.label)
+                .select(pl.col("time_start").alias("time"), "uri", "checksum")
+                .drop_nulls("time")
+                .sort("time", maintain_order=True)
+                .collect()
+            )
+    channels = list(dict.fromkeys((m.instrument, m.channel) for m in members if m.label is None))
+    if not channels:
+        return out
+    number = pl.lit(None, pl.Int32)
+    for i, (instrument, channel) in reversed(list(enumerate(channels))):
+        same = (pl.col("instrument") == instrument) & (pl.col("channel") == channel)
+        number = pl.when(same).then(pl.lit(i, pl.Int32)).otherwise(number)
+    rows = (
+        tables.scan_observations()
+        .select(number.alias("_channel"), pl.col("obs_time").alias("time"), "uri", "checksum")
+        .filter(pl.col("_channel").is_not_null() & pl.col("time").is_not_null())
+        .collect()
+        .sort("_channel", maintain_order=True)
+    )
+    counts = dict(rows.group_by("_channel").len().iter_rows())
+    by_channel, start = [], 0
+    for i in range(len(channels)):
+        part = rows.slice(start, counts.get(i, 0)).drop("_channel")  # zero-copy
+        start += part.height
+        # a catalog written by ingest is in time order already: sorting is then skipped
+        by_channel.append(part if part["time"].is_sorted() else part.sort("time", maintain_order=True))
+    for m in members:
+        if m.label is None:
+            out[m.key] = by_channel[channels.index((m.instrument, m.channel))]
+    return out
 
 
 def pair(tables: CatalogTables, card: DatasetCard) -> PairingResult:
@@ -51,7 +87,8 @@ def pair(tables: CatalogTables, card: DatasetCard) -> PairingResult:
     member ``<key>_uri``, ``<key>_checksum`` and ``<key>_dt_s`` (member minus reference).
     """
     ref = card.member(card.reference)
-    base = _member_rows(tables, ref).unique("time", keep="first", maintain_order=True)
+    member_rows = _member_rows(tables, list(card.members))
+    base = member_rows.pop(ref.key).unique("time", keep="first", maintain_order=True)
     samples = base.select(
         pl.col("time").dt.strftime("%Y%m%dT%H%M%S").alias("sample_id"),
         "time",
@@ -64,7 +101,7 @@ def pair(tables: CatalogTables, card: DatasetCard) -> PairingResult:
     for member in card.members:
         if member.key == ref.key:
             continue
-        rows = _member_rows(tables, member).select(
+        rows = member_rows.pop(member.key).select(
             pl.col("time").alias(f"{member.key}_time"),
             pl.col("uri").alias(f"{member.key}_uri"),
             pl.col("checksum").alias(f"{member.key}_checksum"),

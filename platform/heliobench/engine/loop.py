@@ -66,6 +66,9 @@ class LoopContext(ABC):
     def log_epoch(self, metrics: dict[str, float], step: int) -> None:
         """Log metrics to tracking (rank 0)."""
 
+    def restored(self, epoch: int) -> None:
+        """Called after resuming from a checkpoint, before ``epoch`` (rank 0 records the restart)."""
+
 
 def validate(spec: BenchmarkSpec, model: torch.nn.Module, ctx: LoopContext) -> dict[str, float]:
     """Validation loss and the benchmark's metrics (without bootstrap intervals).
@@ -105,23 +108,30 @@ def fit(config: dict, ctx: LoopContext) -> None:
         if folder is not None:
             state = load_checkpoint(Path(folder), model, optimizer)
             start, history = state["epoch"] + 1, state["history"]
+            ctx.restored(start)
     for epoch in range(start, spec.training.epochs):
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch * 101 + ctx.rank)
         t0 = time.perf_counter()
-        wait = 0.0
+        waits: list[float] = []
         losses = []
         tick = time.perf_counter()
         for batch in ctx.train_batches(epoch, spec.training.batch_size, seed * 1000 + epoch):
-            wait += time.perf_counter() - tick
+            waits.append(time.perf_counter() - tick)
             x, y = to_device(task.inputs(spec, batch), device), to_device(task.targets(spec, batch), device)
             losses.append(task.train_step(spec, model, optimizer, x, y, generator)["loss"])
             tick = time.perf_counter()
         epoch_s = time.perf_counter() - t0
+        startup = waits[0] if waits else 0.0
+        steady_s = epoch_s - startup
         metrics = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)) if losses else float("nan"),
             "epoch_seconds": epoch_s,
-            "data_wait_fraction": wait / epoch_s if epoch_s > 0 else 0.0,
+            # Loader telemetry: the wait for the first batch (the streaming pipeline starting up)
+            # apart from the waits between steps, whose share of the steady-state time is the
+            # fraction that tells whether the model ever waits on data.
+            "data_startup_seconds": startup,
+            "data_wait_fraction": sum(waits[1:]) / steady_s if steady_s > 0 else 0.0,
         }
         if ctx.rank == 0:
             metrics |= validate(spec, model, ctx)

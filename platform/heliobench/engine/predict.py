@@ -9,6 +9,7 @@ channels, quality maps) with :meth:`~heliobench.tasks.base.Task.predict_files`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from heliobench.tasks import get_task
 from heliobench.tasks.base import InputImage
 from heliobench.tracking import runs
 
+#: Photospheric solar radius (m) used by SDO pipelines (RSUN_REF).
+RSUN_REF_M = 696_000_000.0
 _RASTER = (b"\x89PNG", b"\xff\xd8\xff")
 
 
@@ -48,8 +51,10 @@ def wcs_header(image: PrepImage) -> fits.Header:
     h["CRPIX1"], h["CRPIX2"] = image.reference_px[0] + 1, image.reference_px[1] + 1
     h["CRVAL1"], h["CRVAL2"] = image.reference_arcsec
     (h["PC1_1"], h["PC1_2"]), (h["PC2_1"], h["PC2_2"]) = image.rotation_matrix
-    h["DATE-OBS"] = image.obs_time.isoformat()
+    h["DATE-OBS"] = image.obs_time.strftime("%Y-%m-%dT%H:%M:%S.%f")  # UTC, without an offset suffix (FITS)
     h["RSUN_OBS"] = image.rsun_arcsec
+    h["RSUN_REF"] = RSUN_REF_M
+    h["DSUN_OBS"] = (RSUN_REF_M / math.tan(math.radians(image.rsun_arcsec / 3600)), "from RSUN_OBS and RSUN_REF")
     h["ORIGIN"] = "HelioBench"
     h["HB_INPUT"] = (f"{image.instrument} {image.channel}", "instrument and channel of the input")
     return h

@@ -23,7 +23,7 @@ from heliobench.engine.data import check_compatible, read_index, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench.errors import HelioBenchError
 from heliobench.raysession import ensure_ray
-from heliobench.storage import arrow_storage
+from heliobench.storage import arrow_storage, redact
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
 from heliobench.tasks.base import to_numpy
@@ -81,6 +81,10 @@ class RayTrainContext(LoopContext):
 
     def log_epoch(self, metrics, step):
         runs.log_metrics_once(self._client, self.config["run_id"], metrics, step)
+
+    def restored(self, epoch):
+        if self.rank == 0:  # a restarted worker group, or --resume: the run records it
+            runs.record_restore(self._client, self.config["run_id"], epoch)
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -168,7 +172,7 @@ def train(
         result = trainer.fit()
     except Exception as exc:
         client.set_terminated(run_id, "FAILED")
-        raise HelioBenchError(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+        raise HelioBenchError(redact(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}")) from exc
     seconds = time.perf_counter() - t0
     _finish(client, run_id, spec, result.checkpoint, datasets, workers, seconds)
     metrics = client.get_run(run_id).data.metrics

@@ -42,10 +42,23 @@ class TuneSummary:
     seconds: float
 
 
+def flat_overrides(overrides: dict) -> dict:
+    """A trial's overrides with groups expanded: a key naming no spec field (no dot and not
+    ``inputs``/``targets``, e.g. ``channels``) holds a mapping of several overrides, so that one
+    grid dimension can set several keys together (``{inputs: [aia_131], targets: [aia_94]}``)."""
+    flat = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and "." not in key and key not in ("inputs", "targets"):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
 def trial_spec(config: dict) -> BenchmarkSpec:
     """The benchmark spec of one trial: the base spec with the trial's overrides."""
     base = BenchmarkSpec.model_validate_json(config["spec"])
-    overrides = [f"{k}={json.dumps(v)}" for k, v in sorted(config["overrides"].items())]
+    overrides = [f"{k}={json.dumps(v)}" for k, v in sorted(flat_overrides(config["overrides"]).items())]
     overrides.append(f"training.epochs={config['max_epochs']}")
     return base.with_overrides(overrides)
 
@@ -82,7 +95,9 @@ class TuneTrialContext(LoopContext):
 
 
 def _child_run(client, config: dict, spec: BenchmarkSpec, trial_id: str) -> str:
-    exp = runs.experiment_id(client, spec.name)
+    # The parent's experiment: on a server with accounts the trial logs with the cluster's
+    # account, whose own experiment is not the user's (runs.experiment_name).
+    exp = client.get_run(config["parent_run_id"]).info.experiment_id
     found = client.search_runs([exp], f"tags.`heliobench.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{config['parent_run_id']}'", max_results=1)
     if found:
         return found[0].info.run_id
@@ -128,7 +143,7 @@ def _close_runs_callback(tracking_uri: str):
         def _close(self, trial, status: str) -> None:
             client = runs.MlflowClient(tracking_uri)
             found = client.search_runs(
-                [runs.experiment_id(client, trial_spec(trial.config).name)],
+                [client.get_run(trial.config["parent_run_id"]).info.experiment_id],
                 f"tags.`heliobench.trial_id` = '{trial.trial_id}' and tags.`mlflow.parentRunId` = '{trial.config['parent_run_id']}'",
                 max_results=1,
             )

@@ -110,14 +110,19 @@ class Pipeline:
 def default_pipeline(instrument: str, size_px: int) -> Pipeline:
     """The standard preprocessing of an instrument, registered to ``size_px``² with a fixed disk radius.
 
-    AIA: exposure normalisation, degradation hook (identity), register, NaN -> 0.
+    AIA: register, exposure normalisation, degradation hook (identity), NaN -> 0.
     HMI (line-of-sight magnetograms): register, clip ±3000 G -> [-1, 1] (Park et al. 2019), NaN -> 0.
     KSO H-alpha: register, limb-darkening normalisation, NaN -> 0.
+
+    Registering first means the per-image divisions (exposure, degradation) touch the
+    ``size_px``² output instead of the full frame; both are divisions by one number per
+    image, which commute with the box mean and bilinear interpolation of ``register`` up
+    to float rounding.
     """
     radius_px = positive_int("default_pipeline", "size_px", size_px) * DISK_RADIUS_FRACTION
     register = Register(size_px, radius_px=radius_px)
     steps = {
-        "AIA": [ExposureNormalize(), DegradationCorrection(None), register, FillNaN(0.0)],
+        "AIA": [register, ExposureNormalize(), DegradationCorrection(None), FillNaN(0.0)],
         "HMI": [register, ClipScale(-3000.0, 3000.0, -1.0, 1.0), FillNaN(0.0)],
         "KSO": [register, LimbDarkeningNormalize(5), FillNaN(0.0)],
     }

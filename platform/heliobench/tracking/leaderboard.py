@@ -90,7 +90,9 @@ def config_key(identity: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _entry(run: Run, spec: BenchmarkSpec) -> LeaderboardEntry:
+def _entry(run: Run, spec: BenchmarkSpec, owner: str | None = None) -> LeaderboardEntry:
+    """The entry of a run; ``owner`` is the user of the per-user experiment the run is in
+    (on a server with accounts only that user can write there, so it is who submitted)."""
     run_id, tags, params, metrics = run.info.run_id, run.data.tags, run.data.params, run.data.metrics
     if tags.get(runs.TAG_BENCHMARK) != spec.name:
         raise HelioBenchError(f"run {run_id}: benchmark {tags.get(runs.TAG_BENCHMARK)!r}, not {spec.name!r}")
@@ -113,7 +115,7 @@ def _entry(run: Run, spec: BenchmarkSpec) -> LeaderboardEntry:
         n_parameters=int(params["n_parameters"]) if "n_parameters" in params else None,
         worker_hours=metrics.get("worker_hours"),
         dataset_hash=tags[TAG_MANIFEST],
-        submitter=tags.get(TAG_SUBMITTER) or tags.get("mlflow.user") or "unknown",
+        submitter=owner or tags.get(TAG_SUBMITTER) or tags.get("mlflow.user") or "unknown",
         created=datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc),
     )
 
@@ -122,9 +124,10 @@ def entry_from_run(client: MlflowClient, run_id: str, spec: BenchmarkSpec) -> Le
     """The leaderboard entry of an evaluated run or submission, from its tags, params and metrics."""
     try:
         run = client.get_run(run_id)
+        experiment = client.get_experiment(run.info.experiment_id)
     except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
         raise HelioBenchError(f"no run {run_id} on {client.tracking_uri.split('@')[-1]}") from None
-    return _entry(run, spec)
+    return _entry(run, spec, runs.experiment_owner(experiment.name, spec.name))
 
 
 def _frame(entries: Iterable[LeaderboardEntry]) -> pl.DataFrame:
@@ -172,7 +175,7 @@ class LeaderboardTable:
 
         Rows of other benchmarks are kept. Returns the number of entries written.
         """
-        entries = [_entry(run, spec) for spec in benchmarks for run in _leaderboard_runs(client, spec.name)]
+        entries = [_entry(run, spec, owner) for spec in benchmarks for run, owner in _leaderboard_runs(client, spec.name)]
         names = [spec.name for spec in benchmarks]
         with self._locked():
             kept = self.read().filter(~pl.col("benchmark").is_in(names))
@@ -199,17 +202,18 @@ class LeaderboardTable:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _leaderboard_runs(client: MlflowClient, benchmark: str) -> Iterator[Run]:
-    exp = client.get_experiment_by_name(f"heliobench/{benchmark}")
-    if exp is None:
-        return
-    token = None
-    while True:
-        page = client.search_runs([exp.experiment_id], f"tags.`{TAG_LEADERBOARD}` = '1'", max_results=1000, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
+def _leaderboard_runs(client: MlflowClient, benchmark: str) -> Iterator[tuple[Run, str | None]]:
+    """Every run of a benchmark tagged for the leaderboard, with the owner of its experiment."""
+    for exp in runs.benchmark_experiments(client, benchmark):
+        owner = runs.experiment_owner(exp.name, benchmark)
+        token = None
+        while True:
+            page = client.search_runs([exp.experiment_id], f"tags.`{TAG_LEADERBOARD}` = '1'", max_results=1000, page_token=token)
+            for run in page:
+                yield run, owner
+            token = page.token
+            if not token:
+                break
 
 
 def _metric(name: str) -> pl.Expr:

@@ -10,6 +10,7 @@ from heliobench.tasks.detection.classes import (
     class_map,
     class_names,
     encode,
+    label_lookup,
 )
 from heliobench.tasks.detection.classifier import GoogLeNet, classification_loss
 from heliobench.tasks.detection.figures import draw_detections
@@ -31,9 +32,11 @@ from heliobench.tasks.detection.targets import (
     DetectNetTargets,
     cutout,
     detectnet_targets,
+    grid_box,
     heliographic_box,
     hek_box,
     large_enough,
+    window,
 )
 
 __all__ = [
@@ -55,10 +58,13 @@ __all__ = [
     "detectnet_targets",
     "draw_detections",
     "encode",
+    "grid_box",
     "group_rectangles",
     "heliographic_box",
     "hek_box",
     "iou",
     "iou_matrix",
+    "label_lookup",
     "large_enough",
+    "window",
 ]

@@ -38,7 +38,13 @@ class RankedMatches(NamedTuple):
     """Detections of a data set in decreasing confidence, each a true or false positive."""
 
     true_positive: np.ndarray  # (D,) bool, detections sorted by decreasing confidence
-    n_truths: int
+    image: np.ndarray  # (D,) index of each detection's image
+    truths_per_image: np.ndarray  # (n_images,) number of truth boxes of each image
+
+    @property
+    def n_truths(self) -> int:
+        """Truth boxes in the data set."""
+        return int(self.truths_per_image.sum())
 
 
 def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
@@ -87,7 +93,7 @@ def match_detections(pred_boxes: Sequence[ArrayLike], pred_scores: Sequence[Arra
         if overlaps[best] >= iou_threshold and not taken[image][best]:
             taken[image][best] = True
             hits[rank] = True
-    return RankedMatches(hits, sum(len(t) for t in truths))
+    return RankedMatches(hits, image_of[order], np.array([len(t) for t in truths], dtype=np.int64))
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -129,14 +135,18 @@ def f1_score(precision: float, recall: float) -> float:
 def detection_report(pred_boxes: Sequence[ArrayLike], pred_scores: Sequence[ArrayLike],
                      true_boxes: Sequence[ArrayLike], iou_threshold: float = 0.5) -> dict[str, float]:
     """Detection metrics over a data set (one entry per image in each sequence), for MLflow."""
-    matches = match_detections(pred_boxes, pred_scores, true_boxes, iou_threshold)
+    return {"iou_threshold": float(iou_threshold),
+            **ranked_report(match_detections(pred_boxes, pred_scores, true_boxes, iou_threshold))}
+
+
+def ranked_report(matches: RankedMatches) -> dict[str, float]:
+    """Counts, precision, recall, F1 and the average precisions of matched detections."""
     tp = int(matches.true_positive.sum())
     fp = len(matches.true_positive) - tp
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, matches.n_truths)
     nan = float("nan")
     curve = precision_recall_curve(matches) if matches.n_truths else None
     return {
-        "iou_threshold": float(iou_threshold),
         "n_truths": float(matches.n_truths),
         "n_detections": float(tp + fp),
         "tp": float(tp),
@@ -149,6 +159,17 @@ def detection_report(pred_boxes: Sequence[ArrayLike], pred_scores: Sequence[Arra
         "ap_voc11": voc_ap_11point(*curve) if curve else nan,
         "map_digits": precision * recall,
     }
+
+
+def resample_matches(matches: RankedMatches, images: np.ndarray) -> RankedMatches:
+    """The matches of a data set made of ``images`` (indices, repeats allowed), e.g. a bootstrap sample.
+
+    A detection's outcome depends on its own image only, so resampling images resamples
+    outcomes; the confidence order is kept.
+    """
+    copies = np.bincount(images, minlength=len(matches.truths_per_image))
+    keep = np.repeat(np.arange(len(matches.image)), copies[matches.image])
+    return RankedMatches(matches.true_positive[keep], matches.image[keep], matches.truths_per_image * copies)
 
 
 def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:

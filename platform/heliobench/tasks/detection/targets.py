@@ -33,12 +33,14 @@ import torch
 import torch.nn.functional as F
 from astropy.coordinates import SkyCoord
 from numpy.typing import ArrayLike
-from sunpy.coordinates import Heliocentric, HeliographicStonyhurst
+from sunpy.coordinates import Heliocentric, HeliographicStonyhurst, Helioprojective
+from sunpy.sun.constants import radius as RSUN_M
 
 from heliobench.archive.readers.hek import bbox_to_pixels
+from heliobench.prep.image import PrepImage
 
-#: Boxes of at most this area (pixels) are dropped: the cut attributed to de Oliveira &
-#: Gradvohl (2020), not checked against the paper's text.
+#: Boxes of at most this area (pixels, on 256-pixel magnetograms) are dropped, as in
+#: de Oliveira & Gradvohl (2020).
 MIN_AREA_PX = 36.0
 
 
@@ -76,32 +78,52 @@ def hek_box(polygon_arcsec: Sequence[Sequence[float]], smap: sunpy.map.GenericMa
     return np.asarray(bbox_to_pixels(polygon_arcsec, smap)) + 0.5
 
 
-def heliographic_box(lat_deg: float, lon_deg: float, size_deg: float, smap: sunpy.map.GenericMap,
-                     samples_per_side: int = 9) -> np.ndarray:
-    """The pixel box of a ``size_deg`` square in Stonyhurst latitude/longitude on ``smap``.
+def surface_square(lat_deg: float, lon_deg: float, size_deg: float, observer: SkyCoord, rsun_m: u.Quantity,
+                   samples_per_side: int = 9) -> SkyCoord:
+    """The visible outline of a ``size_deg`` square in Stonyhurst latitude/longitude, seen by ``observer``.
 
-    The square (an SRS region's location, with a size chosen by the caller, e.g. its
-    longitudinal extent) is centred on (``lat_deg``, ``lon_deg``) at the map's observation
-    time and lies on the solar surface; its outline is sampled, projected through the map's
-    WCS, and boxed. Points behind the limb are left out; a square wholly behind it raises
-    ValueError naming the location and the map time.
+    The square is centred on (``lat_deg``, ``lon_deg``) at the observer's time and lies on
+    the solar surface; its outline is sampled and the points behind the limb are left out.
+    A square wholly behind the limb raises ValueError naming the location and the time.
     """
     half = size_deg / 2
     t = np.linspace(-half, half, samples_per_side)
     lats = lat_deg + np.concatenate([t, np.full_like(t, half), t, np.full_like(t, -half)])
     lons = lon_deg + np.concatenate([np.full_like(t, -half), t, np.full_like(t, half), t])
-    frame = HeliographicStonyhurst(obstime=smap.reference_date, rsun=smap.rsun_meters)
-    outline = SkyCoord(lons * u.deg, lats * u.deg, smap.rsun_meters, frame=frame)
-    observer = smap.observer_coordinate
-    towards_observer = outline.transform_to(Heliocentric(observer=observer, obstime=smap.reference_date)).z
-    visible = towards_observer > smap.rsun_meters**2 / observer.radius  # in front of the limb
+    obstime = observer.obstime
+    outline = SkyCoord(lons * u.deg, lats * u.deg, rsun_m, frame=HeliographicStonyhurst(obstime=obstime, rsun=rsun_m))
+    towards_observer = outline.transform_to(Heliocentric(observer=observer, obstime=obstime)).z
+    visible = towards_observer > rsun_m**2 / observer.radius  # in front of the limb
     if not np.any(visible):
         raise ValueError(
             f"the region at Stonyhurst latitude {lat_deg} deg, longitude {lon_deg} deg is behind "
-            f"the limb at {smap.reference_date.isot}")
-    pixels = smap.world_to_pixel(outline[visible])
+            f"the limb at {obstime.isot}")
+    return outline[visible]
+
+
+def heliographic_box(lat_deg: float, lon_deg: float, size_deg: float, smap: sunpy.map.GenericMap,
+                     samples_per_side: int = 9) -> np.ndarray:
+    """The pixel box of a ``size_deg`` square in Stonyhurst latitude/longitude on ``smap``.
+
+    The square (see :func:`surface_square`) is placed at the map's observation time, seen
+    from its observer, projected through the map's WCS and boxed.
+    """
+    outline = surface_square(lat_deg, lon_deg, size_deg, smap.observer_coordinate, smap.rsun_meters, samples_per_side)
+    pixels = smap.world_to_pixel(outline)
     x, y = pixels.x.to_value(u.pix) + 0.5, pixels.y.to_value(u.pix) + 0.5
     return np.array([x.min(), y.min(), x.max(), y.max()])
+
+
+def grid_box(lat_deg: float, lon_deg: float, size_deg: float, grid: PrepImage, observer: SkyCoord) -> np.ndarray:
+    """The box of a ``size_deg`` Stonyhurst square on a registered grid, seen by ``observer``.
+
+    Like :func:`heliographic_box`, through the grid's linear WCS (:meth:`PrepImage.world_to_pixel`)
+    with the standard photospheric radius.
+    """
+    hpc = surface_square(lat_deg, lon_deg, size_deg, observer, RSUN_M).transform_to(
+        Helioprojective(observer=observer, obstime=observer.obstime))
+    x, y = grid.world_to_pixel(hpc.Tx.to_value(u.arcsec), hpc.Ty.to_value(u.arcsec))
+    return np.array([x.min(), y.min(), x.max(), y.max()]) + 0.5
 
 
 def _coverage_region(box: np.ndarray, scale_cvg: float, min_cvg_len: float) -> np.ndarray:
@@ -144,23 +166,35 @@ def detectnet_targets(boxes: ArrayLike, image_shape: tuple[int, int], stride: in
     return DetectNetTargets(coverage, bbox, obj_norm)
 
 
-def cutout(image: ArrayLike, box: ArrayLike, size: int) -> np.ndarray:
-    """A ``size`` x ``size`` float32 classifier input around ``box``.
+class Window(NamedTuple):
+    """A square piece of an image around a box, and where its corner lies in the image."""
 
-    The window is the square of side ``ceil(max(box width, box height))`` centred on the box
-    (so the region keeps its shape), padded with 0 outside the image (NaN pixels become 0
-    too), and resampled bilinearly with antialiasing.
+    data: np.ndarray  # (side, side) float32, 0 outside the image
+    col0: int  # image column of the window's first column (may be negative)
+    row0: int  # image row of the window's first row
+
+
+def window(image: ArrayLike, box: ArrayLike) -> Window:
+    """The square of side ``ceil(max(box width, box height))`` centred on ``box``.
+
+    The region keeps its shape; pixels outside the image (and NaN pixels) are 0.
     """
     array = np.nan_to_num(np.asarray(image, dtype=np.float32))
     x0, y0, x1, y1 = as_boxes(np.atleast_2d(box))[0]
     side = max(1, math.ceil(max(x1 - x0, y1 - y0)))
     c0 = round((x0 + x1) / 2 - side / 2)
     r0 = round((y0 + y1) / 2 - side / 2)
-    window = np.zeros((side, side), dtype=np.float32)
+    data = np.zeros((side, side), dtype=np.float32)
     rows = slice(max(r0, 0), min(r0 + side, array.shape[0]))
     cols = slice(max(c0, 0), min(c0 + side, array.shape[1]))
     if rows.start < rows.stop and cols.start < cols.stop:
-        window[rows.start - r0:rows.stop - r0, cols.start - c0:cols.stop - c0] = array[rows, cols]
-    resized = F.interpolate(torch.from_numpy(window)[None, None], size=(size, size), mode="bilinear",
-                            align_corners=False, antialias=True)
+        data[rows.start - r0:rows.stop - r0, cols.start - c0:cols.stop - c0] = array[rows, cols]
+    return Window(data, c0, r0)
+
+
+def cutout(image: ArrayLike, box: ArrayLike, size: int) -> np.ndarray:
+    """A ``size`` x ``size`` float32 classifier input: the :func:`window` around ``box``,
+    resampled bilinearly with antialiasing."""
+    piece = torch.from_numpy(window(image, box).data)[None, None]
+    resized = F.interpolate(piece, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return resized[0, 0].numpy()

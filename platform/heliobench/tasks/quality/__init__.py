@@ -2,19 +2,20 @@
 
 from heliobench.tasks.quality.losses import (
     LossWeights,
-    discriminator_step_losses,
+    critic_step_losses,
     generator_step_losses,
 )
-from heliobench.tasks.quality.metrics import assess, fit_threshold, quality_report
+from heliobench.tasks.quality.metrics import QualityAccumulator, assess, fit_calibration, quality_report
 from heliobench.tasks.quality.model import QualityGAN, QualityModelConfig
 
 __all__ = [
     "LossWeights",
+    "QualityAccumulator",
     "QualityGAN",
     "QualityModelConfig",
     "assess",
-    "discriminator_step_losses",
-    "fit_threshold",
+    "critic_step_losses",
+    "fit_calibration",
     "generator_step_losses",
     "quality_report",
 ]

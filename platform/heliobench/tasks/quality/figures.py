@@ -25,34 +25,31 @@ def _images(batch: ArrayLike | Tensor) -> np.ndarray:
 def quality_figure(
     inputs: ArrayLike | Tensor,
     reconstructions: ArrayLike | Tensor,
-    scores: ArrayLike,
-    labels: ArrayLike,
+    captions: list[str],
     path: str | Path,
 ) -> Path:
-    """Write one row per image (labels True = degraded Q2) to ``path``; returns the path.
+    """Write one row per image (its caption over the input) to ``path``; returns the path.
 
     Images in [-1, 1] are shown in grey; the difference |input - reconstruction| shares one
     colour scale across rows so that rows compare.
     """
     x, y = _images(inputs), _images(reconstructions)
-    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
-    if not (len(x) == len(y) == len(scores) == len(labels)) or x.shape != y.shape:
+    if not (len(x) == len(y) == len(captions)) or x.shape != y.shape:
         raise ValueError(
-            f"inputs {x.shape}, reconstructions {y.shape}, {len(scores)} scores and "
-            f"{len(labels)} labels do not describe the same images"
+            f"inputs {x.shape}, reconstructions {y.shape} and {len(captions)} captions "
+            "do not describe the same images"
         )
     difference = np.abs(x - y)
     vmax = max(float(difference.max()), 1e-6)
     fig = Figure(figsize=(9, 3 * len(x)), layout="constrained")
     axes = fig.subplots(len(x), 3, squeeze=False)
     for row, (ax_in, ax_rec, ax_diff) in enumerate(axes):
-        name = "Q2 (degraded)" if labels[row] else "Q1"
-        ax_in.imshow(x[row], cmap="gray", vmin=-1, vmax=1)
-        ax_in.set_title(f"{name} input")
-        ax_rec.imshow(y[row], cmap="gray", vmin=-1, vmax=1)
-        ax_rec.set_title("reconstruction")
-        shown = ax_diff.imshow(difference[row], cmap="inferno", vmin=0, vmax=vmax)
-        ax_diff.set_title(f"|difference|, score {scores[row]:.4g}")
+        ax_in.imshow(x[row], cmap="gray", vmin=-1, vmax=1, origin="lower")
+        ax_in.set_title(captions[row], fontsize=9)
+        ax_rec.imshow(y[row], cmap="gray", vmin=-1, vmax=1, origin="lower")
+        ax_rec.set_title("reconstruction", fontsize=9)
+        shown = ax_diff.imshow(difference[row], cmap="inferno", vmin=0, vmax=vmax, origin="lower")
+        ax_diff.set_title("|input - reconstruction|", fontsize=9)
         fig.colorbar(shown, ax=ax_diff, fraction=0.046)
         for ax in (ax_in, ax_rec, ax_diff):
             ax.set_axis_off()

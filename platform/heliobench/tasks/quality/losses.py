@@ -12,6 +12,7 @@ f_il its l-th block's features:
   + lambda_content * mean_batch content_i(x, G(x))]`` with lambda_adv = 1, lambda_content = 1
   (``IQAModel`` defaults to 10, the published training sets 1) and lambda_mse = 0.
 * discriminator: ``sum_i mse(D_i(x), 1) + mse(D_i(G(x)), 0)`` on Q1 images, G frozen.
+  (The original's generator step draws a fresh Q1 batch; the task reuses the step's batch.)
 * classifier mode (the paper's extension that also learns from Q2 images): classifiers C_i
   of the discriminators' architecture learn ``sum_i mse(C_i(q1), 1) + mse(C_i(q2), 0)``, and
   the generator's content loss (hence the quality score) uses the features of C_i instead of
@@ -69,27 +70,29 @@ def generator_step_losses(
     return {"loss": loss, "adversarial": adversarial, "content": content, "mse": mse}
 
 
-def discriminator_step_losses(
-    model: QualityGAN, images: Tensor, degraded: Tensor | None = None
+def critic_step_losses(
+    model: QualityGAN, clean: Tensor | None, degraded: Tensor | None = None
 ) -> dict[str, Tensor]:
-    """Critic objective on Q1 ``images`` (and Q2 ``degraded`` images in classifier mode).
+    """Critic objective: discriminators on Q1 ``clean`` images, classifiers on both classes.
 
-    ``loss`` sums the discriminator and classifier terms; they share no parameters, so one
-    optimiser over both equals the original's two updates.
+    The discriminators learn real Q1 images (target 1) against their reconstructions
+    (target 0, G frozen); in classifier mode the classifiers learn Q1 (target 1) against
+    Q2 ``degraded`` images (target 0). A batch may lack one class: its terms are left out
+    (the original drew one Q1 and one Q2 image per step). ``loss`` sums the terms; the
+    networks share no parameters, so one optimiser over all equals the original's updates.
     """
-    if (model.classifier is None) != (degraded is None):
-        raise ValueError(
-            "degraded (Q2) images are required in classifier mode and only there; "
-            f"classifier_mode={model.classifier is not None}, degraded given={degraded is not None}"
-        )
-    with torch.no_grad():
-        fake = model.generator(images)
-    real = sum(lsgan_loss(patch, 1.0) for _, patch in model.discriminator(images))
-    fake_loss = sum(lsgan_loss(patch, 0.0) for _, patch in model.discriminator(fake))
-    losses = {"real": real, "fake": fake_loss}
-    if model.classifier is not None:
-        q1_patches = [patch for _, patch in model.classifier(images)]
-        q2_patches = [patch for _, patch in model.classifier(degraded)]
-        losses["classifier_q1"] = sum(lsgan_loss(patch, 1.0) for patch in q1_patches)
-        losses["classifier_q2"] = sum(lsgan_loss(patch, 0.0) for patch in q2_patches)
+    if degraded is not None and model.classifier is None:
+        raise ValueError("degraded (Q2) images train the classifier, which exists in classifier mode only")
+    if clean is None and degraded is None:
+        raise ValueError("critic_step_losses needs Q1 or Q2 images, got neither")
+    losses: dict[str, Tensor] = {}
+    if clean is not None:
+        with torch.no_grad():
+            fake = model.generator(clean)
+        losses["real"] = sum(lsgan_loss(patch, 1.0) for _, patch in model.discriminator(clean))
+        losses["fake"] = sum(lsgan_loss(patch, 0.0) for _, patch in model.discriminator(fake))
+        if model.classifier is not None:
+            losses["classifier_q1"] = sum(lsgan_loss(patch, 1.0) for _, patch in model.classifier(clean))
+    if degraded is not None:
+        losses["classifier_q2"] = sum(lsgan_loss(patch, 0.0) for _, patch in model.classifier(degraded))
     return {"loss": sum(losses.values()), **losses}

@@ -12,12 +12,12 @@ Definitions, from RobertJaro/SolarImageQualityAssessment:
   above the threshold, or, in classifier mode, when the classifier says so: with
   c = sum_i mean C_i(x) over n scales (about n for Q1, 0 for Q2), when ``n - c >= 1``.
 * TSS = TP / (TP + FN) - FP / (FP + TN).
-* Continuous quality scale: score / threshold, so 1 is the decision boundary and values
-  above 1 are degraded. The original stored ``(min Q1 validation score, threshold)`` as its
-  scale; anchoring at 0 keeps the scale a function of the threshold alone.
+* Continuous quality scale: ``(score - floor) / (threshold - floor)`` with ``floor`` the
+  lowest Q1 validation score, the ``scale = (min(content_valid), threshold)`` of
+  ``siqa/evaluation/loss.py``: 0 is the best validation image, 1 the decision boundary.
 
-Difference from the original: the training callback ``siqa/evaluation/callback.py``
-(commit 8d436222, lines 262-263 and 272-273) assigns Q1 images predicted degraded to
+Difference from the original: the training callback (``IQAProgressPlot.call`` in
+``siqa/evaluation/callback.py``, commit 8d436222) assigns Q1 images predicted degraded to
 ``fn`` and Q2 images predicted clean to ``fp``, i.e. swaps FP and FN, so its logged TSS is
 ``TP/(TP+FP) - FN/(FN+TN)``. Here FP is a Q1 image flagged degraded and FN a Q2 image
 passed as clean, as in the paper's evaluation script ``siqa/evaluation/loss.py``.
@@ -67,12 +67,33 @@ def assess(model: QualityGAN, images: Tensor) -> Assessment:
     return Assessment(reconstructions, scores, votes)
 
 
+class Calibration(NamedTuple):
+    """What the Q1 validation scores fix: the decision threshold and the floor of the quality scale."""
+
+    threshold: float
+    floor: float
+
+
 def fit_threshold(q1_val_scores: ArrayLike) -> float:
     """Mean + 3 population standard deviations of the Q1 validation scores."""
     scores = np.asarray(q1_val_scores, dtype=float)
     if scores.size == 0:
         raise ValueError("fit_threshold needs at least one Q1 validation score, got none")
     return float(scores.mean() + 3 * scores.std())
+
+
+def fit_calibration(q1_val_scores: ArrayLike) -> Calibration:
+    """Threshold (mean + 3 sigma) and scale floor (minimum) of the Q1 validation scores.
+
+    Needs two distinct scores: with one, the threshold would equal the floor.
+    """
+    scores = np.asarray(q1_val_scores, dtype=float)
+    if np.unique(scores).size < 2:
+        raise ValueError(
+            f"calibration needs at least two distinct Q1 validation scores, got {scores.size} "
+            f"({np.unique(scores).size} distinct); the validation split holds too few Q1 images"
+        )
+    return Calibration(fit_threshold(scores), float(scores.min()))
 
 
 def classify(
@@ -124,11 +145,12 @@ def true_skill_statistic(c: Confusion) -> float:
     return true_positive_rate(c) - false_positive_rate(c)
 
 
-def quality_scale(scores: ArrayLike, threshold: float) -> np.ndarray:
-    """Continuous quality: score / threshold (0 perfect, 1 decision boundary, >1 degraded)."""
-    if threshold <= 0:
-        raise ValueError(f"the threshold must be positive, got {threshold}")
-    return np.asarray(scores, dtype=float) / threshold
+def quality_scale(scores: ArrayLike, calibration: Calibration) -> np.ndarray:
+    """Continuous quality: 0 at the best Q1 validation score, 1 at the threshold, >1 degraded."""
+    threshold, floor = calibration
+    if not threshold > floor:
+        raise ValueError(f"the threshold {threshold} must lie above the scale floor {floor}")
+    return (np.asarray(scores, dtype=float) - floor) / (threshold - floor)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -139,16 +161,17 @@ def _mean(values: np.ndarray) -> float:
 def quality_report(
     scores: ArrayLike,
     labels: ArrayLike,
-    threshold: float,
+    calibration: Calibration,
     classifier_degraded: ArrayLike | None = None,
 ) -> dict[str, float]:
     """Metrics for MLflow; ``labels`` True = degraded (Q2). Undefined ratios are NaN."""
     scores = np.asarray(scores, dtype=float)
     truth = np.asarray(labels, dtype=bool)
-    c = confusion(truth, classify(scores, threshold, classifier_degraded))
-    quality = quality_scale(scores, threshold)
+    c = confusion(truth, classify(scores, calibration.threshold, classifier_degraded))
+    quality = quality_scale(scores, calibration)
     return {
-        "threshold": float(threshold),
+        "threshold": calibration.threshold,
+        "score_floor": calibration.floor,
         "tp": float(c.tp),
         "fp": float(c.fp),
         "tn": float(c.tn),
@@ -160,3 +183,74 @@ def quality_report(
         "quality_q1_mean": _mean(quality[~truth]),
         "quality_q2_mean": _mean(quality[truth]),
     }
+
+
+def bootstrap_intervals(
+    truth: ArrayLike, predicted: ArrayLike, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of accuracy and TSS, resampling images (decisions fixed).
+
+    Resamples lacking a class give no TSS and are left out of its interval.
+    """
+    truth, predicted = np.asarray(truth, dtype=bool), np.asarray(predicted, dtype=bool)
+    if truth.size == 0 or n_boot < 1:
+        raise ValueError(f"bootstrap needs at least one image and one resample; got {truth.size}, {n_boot}")
+    idx = np.random.default_rng(seed).integers(0, truth.size, size=(n_boot, truth.size))
+    t, p = truth[idx], predicted[idx]
+    tp, fn = (t & p).sum(1), (t & ~p).sum(1)
+    fp, tn = (~t & p).sum(1), (~t & ~p).sum(1)
+    acc = (tp + tn) / truth.size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tss = tp / (tp + fn) - fp / (fp + tn)
+    out = {}
+    for key, values in (("accuracy", acc), ("tss", tss)):
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+            out[key] = (float(low), float(high))
+        else:
+            out[key] = (float("nan"), float("nan"))
+    return out
+
+
+class QualityAccumulator:
+    """Streams per-image scores, classifier votes and truth; ``compute`` gives every metric.
+
+    Without a ``calibration`` (validation) the threshold and scale floor are fitted on the
+    Q1 images streamed here; with one (test) they are the validation's, never refitted.
+    Test metrics get 95% bootstrap intervals of accuracy and TSS unless ``n_boot=0``.
+    """
+
+    def __init__(self, calibration: Calibration | None = None, n_boot: int = 1000, seed: int = 0):
+        self.calibration, self.n_boot, self.seed = calibration, n_boot, seed
+        self._scores: list[np.ndarray] = []
+        self._truth: list[np.ndarray] = []
+        self._votes: list[np.ndarray] = []
+
+    def update(self, scores: ArrayLike, degraded: ArrayLike, classifier_degraded: ArrayLike | None = None) -> None:
+        """Add a batch: scores, truth (True = Q2) and, in classifier mode, the classifier's votes."""
+        scores, degraded = np.asarray(scores, dtype=float).ravel(), np.asarray(degraded, dtype=bool).ravel()
+        if scores.shape != degraded.shape:
+            raise ValueError(f"{scores.size} scores but {degraded.size} labels")
+        self._scores.append(scores)
+        self._truth.append(degraded)
+        if classifier_degraded is not None:
+            self._votes.append(np.asarray(classifier_degraded, dtype=bool).ravel())
+
+    def compute(self) -> dict[str, float]:
+        """Metrics keyed as in the benchmark spec, ``n_images``, and ``*_ci_low``/``*_ci_high``."""
+        if not self._scores:
+            raise ValueError("QualityAccumulator.compute() called before any update()")
+        scores, truth = np.concatenate(self._scores), np.concatenate(self._truth)
+        votes = np.concatenate(self._votes) if self._votes else None
+        if votes is not None and votes.size != scores.size:
+            raise ValueError("classifier votes were given for some batches only")
+        if self.calibration is None:
+            self.calibration = fit_calibration(scores[~truth])
+        report = quality_report(scores, truth, self.calibration, votes)
+        report["n_images"] = float(scores.size)
+        if self.n_boot > 0:
+            predicted = classify(scores, self.calibration.threshold, votes)
+            for key, (low, high) in bootstrap_intervals(truth, predicted, self.n_boot, seed=self.seed).items():
+                report[f"{key}_ci_low"], report[f"{key}_ci_high"] = low, high
+        return report

@@ -205,7 +205,13 @@ class QualityGAN(nn.Module):
 
     The classifiers share the discriminators' architecture; in classifier mode their
     features (not the discriminators') define the content loss and the quality score.
+    The buffers ``threshold`` and ``score_floor`` hold the calibration fitted on the Q1
+    validation scores (NaN until a validation pass sets them), so that a saved model
+    decides Q1/Q2 without seeing any other data.
     """
+
+    threshold: Tensor
+    score_floor: Tensor
 
     def __init__(self, config: QualityModelConfig = QualityModelConfig()):
         super().__init__()
@@ -213,6 +219,13 @@ class QualityGAN(nn.Module):
         self.generator = Generator(config)
         self.discriminator = MultiScaleCritic(config)
         self.classifier = MultiScaleCritic(config) if config.classifier_mode else None
+        self.register_buffer("threshold", torch.tensor(float("nan")))
+        self.register_buffer("score_floor", torch.tensor(float("nan")))
+
+    def set_calibration(self, threshold: float, floor: float) -> None:
+        """Store the validation calibration (saved with the weights)."""
+        self.threshold.fill_(threshold)
+        self.score_floor.fill_(floor)
 
     @property
     def content_critic(self) -> MultiScaleCritic:

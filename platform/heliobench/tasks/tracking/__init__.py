@@ -1,6 +1,8 @@
 """Event-tracking task parts: GOTURN crops and regressor, and the tracking measures.
 
-The rotation baselines live in :mod:`heliobench.tasks.tracking.baselines`. They are not
+The engine task is :mod:`.task` (shard columns in :mod:`.layout`, HEK tables in
+:mod:`.tracks`, scoring in :mod:`.evaluation`). The rotation baselines live in
+:mod:`.baselines` and their leaderboard entries in :mod:`.baseline_entries`; they are not
 re-exported here because importing them pulls in SunPy's coordinate machinery (seconds).
 """
 

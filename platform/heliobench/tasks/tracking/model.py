@@ -4,8 +4,8 @@ Held et al. (ECCV 2016) pass the target crop and the search crop through the sam
 layers (CaffeNet conv1-conv5 in the original). They concatenate the two feature maps and regress
 the box in the search crop through fully connected layers, with dropout and an L1 loss. The
 output is ``(x0, y0, x1, y1)`` in crop coordinates (see :mod:`.crops`). Here the encoder is a
-small stack of 3x3 convolutions with max pooling, sized for 1-channel solar crops. Inputs are
-expected already normalised, for example by the ``prep`` steps.
+small stack of 3x3 convolutions with max pooling, sized for 1-channel solar crops, and each crop
+pair is standardised on the way in (:meth:`GoturnRegressor.forward`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from torch import nn
 from heliobench.tasks.tracking.boxes import as_boxes, clip_to_frame
 from heliobench.tasks.tracking.crops import COORD_SCALE, CONTEXT_FACTOR, crop_pair, frame_tensor
 
+#: Added to a target crop's standard deviation (flat crops, such as padding, stay finite).
+STANDARDIZE_EPSILON = 1e-3
 _MARGIN = (1 - 1 / CONTEXT_FACTOR) / 2
 STILL_BOX = tuple(COORD_SCALE * v for v in (_MARGIN, _MARGIN, 1 - _MARGIN, 1 - _MARGIN))
 
@@ -59,8 +61,15 @@ class GoturnRegressor(nn.Module):
             self.head[-1].bias.copy_(self.head[-1].bias.new_tensor(STILL_BOX))
 
     def forward(self, target: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
-        """Boxes (B, 4) in search-crop coordinates from crops (B, C, crop_size, crop_size)."""
-        both = self.encoder(torch.cat([target, search], dim=0))
+        """Boxes (B, 4) in search-crop coordinates from crops (B, C, crop_size, crop_size).
+
+        Each pair is first standardised by its target crop's mean and standard deviation
+        (GOTURN subtracts a mean image instead). The search crop gets the same shift and
+        scale, so a change of brightness between the frames stays visible.
+        """
+        mean = target.mean(dim=(1, 2, 3), keepdim=True)
+        scale = target.std(dim=(1, 2, 3), keepdim=True) + STANDARDIZE_EPSILON
+        both = self.encoder(torch.cat([(target - mean) / scale, (search - mean) / scale], dim=0))
         return self.head(torch.cat(both.chunk(2, dim=0), dim=1))
 
 

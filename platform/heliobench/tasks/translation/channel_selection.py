@@ -10,12 +10,18 @@ translating its input channel(s) to one remaining channel:
 72 + 56 + 42 = 170. An exhaustive search would be 9·8 + C(9,2)·7 + C(9,3)·6 = 72 + 252 + 504 = 828.
 To rerun the selection, pass the winners of the previous stage as ``pair_base`` / ``triple_base``.
 Models are ranked by their mean CC over output channels (the paper also reports the minimum CC).
+
+In HelioBench the selection is one Ray Tune grid (``tune_spaces/aia_channel_selection.yaml``, written
+from :func:`grid_overrides`): each value sets a trial's ``inputs`` and ``targets`` together.
+:func:`channel_selection_report` turns the finished trials into the result table and heat map.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -47,6 +53,53 @@ def channel_selection_grid(channels: Sequence[str] = AIA_CHANNELS, pair_base: Se
             if out not in combo]
 
 
+def grid_overrides(grid: Sequence[Mapping[str, Any]] | None = None, prefix: str = "aia_") -> list[dict[str, list[str]]]:
+    """The selection as tune grid values: ``{"inputs": ["aia_131"], "targets": ["aia_94"]}`` per model."""
+    return [{"inputs": [prefix + c for c in g["input_channels"]], "targets": [prefix + g["output_channel"]]}
+            for g in (channel_selection_grid() if grid is None else grid)]
+
+
+def _records(overrides: Mapping[str, Any], metrics: Mapping[str, float], labels: Mapping[str, str],
+             split: str) -> list[dict[str, object]]:
+    """One result per output channel of a finished model that reported ``<split>_cc_<channel>``."""
+    from heliobench.engine.tune import flat_overrides
+
+    flat = flat_overrides(dict(overrides))
+    inputs = [labels[k] for k in flat["inputs"]]
+    return [{"input_channels": inputs, "output_channel": labels[k], "cc": metrics[f"{split}_cc_{labels[k]}"]}
+            for k in flat["targets"] if f"{split}_cc_{labels[k]}" in metrics]
+
+
+def _labels(spec_json: str) -> dict[str, str]:
+    """Member key → channel label (``aia_131`` → ``131``) from a benchmark spec's dataset card."""
+    from heliobench.specs import BenchmarkSpec
+
+    return {m.key: str(m.channel) for m in BenchmarkSpec.model_validate_json(spec_json).card().members if m.channel}
+
+
+def trial_results(source: str | Iterable[Any], tracking_uri: str | None = None, split: str = "val") -> list[dict[str, object]]:
+    """``input_channels``, ``output_channel`` and ``cc`` of every model a channel-selection search finished.
+
+    ``source``: the MLflow run id of the search (``heliobench tune``'s parent run; its child runs hold each
+    trial's overrides as params and its metrics), or Ray Tune results (a ``ResultGrid`` or its ``Result``s).
+    ``split="val"`` reads the trials' last validation CC; ``"test"`` the CC logged by ``heliobench evaluate``
+    of a child run. Trials without that metric (failed, or not evaluated) are left out.
+    """
+    if not isinstance(source, str):
+        results = [r for r in source if r.metrics]
+        return [rec for r in results for rec in _records(r.config["overrides"], r.metrics, _labels(r.config["spec"]), split)]
+    from heliobench.specs import load_benchmark
+    from heliobench.tracking import runs
+
+    client = runs.connect(tracking_uri)
+    parent = client.get_run(source)
+    spec = load_benchmark(parent.data.tags[runs.TAG_BENCHMARK])
+    labels = _labels(spec.model_dump_json())
+    children = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{source}'", max_results=5000)
+    return [rec for run in sorted(children, key=lambda r: r.info.start_time)
+            for rec in _records({k: json.loads(v) for k, v in run.data.params.items()}, run.data.metrics, labels, split)]
+
+
 def channel_selection_table(results: Sequence[Mapping[str, object]]) -> pl.DataFrame:
     """One row per (input combination, output channel) with its mean ``cc`` over the given results.
 
@@ -62,16 +115,17 @@ def channel_selection_table(results: Sequence[Mapping[str, object]]) -> pl.DataF
 
 
 def channel_selection_heatmap(results: Sequence[Mapping[str, object]], path: str | Path) -> Path:
-    """PNG heat map of mean CC: input combinations (rows) × output channels (Å), plus the row mean."""
+    """PNG heat map of mean CC: input combinations (rows, by number of inputs) × output channels (Å), plus the
+    row mean."""
     table = channel_selection_table(results)
     outputs = sorted(set(table["output"]), key=float)
-    combos = list(dict.fromkeys(table["inputs"]))
+    combos = list(dict.fromkeys(table.sort("n_inputs", maintain_order=True)["inputs"]))  # 1, 2, then 3 inputs
     cc = np.full((len(combos), len(outputs) + 1), np.nan)
     for row in table.iter_rows(named=True):
         cc[combos.index(row["inputs"]), outputs.index(row["output"])] = row["cc"]
     cc[:, -1] = np.nanmean(cc[:, :-1], axis=1)
 
-    fig = Figure(figsize=(1.0 + 0.6 * cc.shape[1], 1.0 + 0.3 * len(combos)))
+    fig = Figure(figsize=(max(4.5, 1.8 + 0.7 * cc.shape[1]), max(2.5, 1.2 + 0.32 * len(combos))))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(cc), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
@@ -87,3 +141,34 @@ def channel_selection_heatmap(results: Sequence[Mapping[str, object]], path: str
     path = Path(path)
     fig.savefig(path, dpi=100)
     return path
+
+
+def channel_selection_summary(results: Sequence[Mapping[str, object]]) -> pl.DataFrame:
+    """Per input combination: mean and minimum CC over its output channels, ranked within 1, 2, 3 inputs.
+
+    Columns ``inputs``, ``n_inputs``, ``mean_cc``, ``min_cc``, ``n_outputs``, ``rank`` (1 = best mean CC).
+    """
+    return (channel_selection_table(results)
+            .group_by("inputs", "n_inputs", maintain_order=True)
+            .agg(pl.col("cc").mean().alias("mean_cc"), pl.col("cc").min().alias("min_cc"), pl.len().alias("n_outputs"))
+            .with_columns(pl.col("mean_cc").rank("ordinal", descending=True).over("n_inputs").cast(pl.Int64).alias("rank"))
+            .sort("n_inputs", "rank"))
+
+
+def channel_selection_report(source: str | Iterable[Any], out_dir: str | Path, tracking_uri: str | None = None,
+                             split: str = "val") -> pl.DataFrame:
+    """The selection's result table (see :func:`channel_selection_summary`) from a finished search.
+
+    Writes ``channel_selection.csv`` (every model's CC), ``channel_selection_summary.csv`` and the heat map
+    ``channel_selection_cc.png`` into ``out_dir``. ``source`` and ``split`` as in :func:`trial_results`.
+    """
+    results = trial_results(source, tracking_uri, split)
+    if not results:
+        raise ValueError(f"channel selection {source if isinstance(source, str) else 'results'}: no trial reported {split}_cc_*")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    channel_selection_table(results).write_csv(out / "channel_selection.csv")
+    summary = channel_selection_summary(results)
+    summary.write_csv(out / "channel_selection_summary.csv")
+    channel_selection_heatmap(results, out / "channel_selection_cc.png")
+    return summary

@@ -41,7 +41,13 @@ def discriminator_losses(real_logits: torch.Tensor, fake_logits: torch.Tensor) -
     return {"real": real, "fake": fake, "total": 0.5 * (real + fake)}
 
 
-def default_optimizers(generator: nn.Module, discriminator: nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam with lr 2e-4, β = (0.5, 0.999) for both networks (pix2pix and Park et al.)."""
-    return (torch.optim.Adam(generator.parameters(), lr=LEARNING_RATE, betas=ADAM_BETAS),
-            torch.optim.Adam(discriminator.parameters(), lr=LEARNING_RATE, betas=ADAM_BETAS))
+def default_optimizers(generator: nn.Module, discriminator: nn.Module | None = None, lr: float = LEARNING_RATE,
+                       betas: tuple[float, float] = ADAM_BETAS) -> dict[str, torch.optim.Adam]:
+    """Adam for each network, lr 2e-4 and β = (0.5, 0.999) by default (pix2pix and Park et al.).
+
+    Keys ``generator`` and, given a discriminator with parameters (Model B), ``discriminator``.
+    """
+    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
+    if discriminator is not None and any(True for _ in discriminator.parameters()):
+        optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    return optimizers

@@ -4,8 +4,9 @@ Definitions, after the authors' evaluation code (eunsu-park/solar_euv_generation
 ``example_of_evaluation.py``):
 
 * Images are compared in data units (DN; invert the normalisation first), at 256×256 (``bin_image``),
-  on the disk only (``solar_disk_mask``: r < 0.99 R_sun; the authors' example keeps r < 392 of ≈ 400 px
-  at 1024², ≈ 0.98 R_sun).
+  on the disk only (``solar_disk_mask``: r < 0.99 R_sun). The authors' example builds its disk filter
+  with the 1024² radius (``rsun = 392`` px, ≈ 0.98 R_sun) on the 256² grid, where every pixel lies within
+  392 px of the centre: as written it keeps the whole image, off-limb corona included.
 * Both images are shifted by +1 DN and clipped to [1, 2^14] DN, I = clip(x + 1, 1, 2^14) — the
   authors' guard against division by zero, and the quantity whose log2 the network predicts. A pixel with
   tar = 0 DN therefore has I_tar = 1 and counts within 10 % iff gen ≤ 0.1 DN.
@@ -13,11 +14,13 @@ Definitions, after the authors' evaluation code (eunsu-park/solar_euv_generation
 * RE = (Σ I_gen − Σ I_tar) / Σ I_tar, signed per channel; the channel average ``re_abs_mean`` is the
   mean of |RE|, as the paper's averages: the signed Model A REs of its nine channels (0.01, 0.11, −0.18,
   −0.05, 0.07, 0.08, −0.03, −0.03, −0.04, as reproduced in eunsu-park/publication-code) average to
-  −0.06 signed but to the reported 0.07 in absolute value.
+  −0.007 signed but to the reported 0.07 in absolute value. ``cc_min`` is the lowest channel CC, by
+  which Lim et al. (2021) chose among their best channel combinations.
 * PPE10: share of disk pixels with |I_gen − I_tar| / I_tar ≤ 0.1 (boundary included; ratios within
   1e-9 relative of 0.1 count as 0.1, so that an exact 10 % is not lost to floating-point rounding).
 * Over a test set each metric is computed per image and averaged over images (the authors' code scores
-  one image pair at a time), not pooled over all pixels.
+  one image pair at a time), not pooled over all pixels. With ``n_boot`` > 0 the channel averages get
+  95 % percentile-bootstrap intervals over images (``<name>_ci_low``/``_ci_high``).
 
 The paper resized 1024² to 256² with bilinear interpolation (skimage ``resize``, order 1);
 ``bin_image`` averages 4×4 blocks instead (flux-preserving, no interpolation weights).
@@ -82,10 +85,10 @@ def _per_image(gen: np.ndarray, tar: np.ndarray, mask: np.ndarray) -> dict[str, 
 class TranslationMetricAccumulator:
     """Streams batches; :meth:`compute` averages the per-image metrics over all images seen."""
 
-    def __init__(self, channels: Sequence[str]):
+    def __init__(self, channels: Sequence[str], n_boot: int = 0, alpha: float = 0.05, seed: int = 0):
         self.channels = list(channels)
-        self._sums = {name: np.zeros(len(self.channels)) for name in ("cc", "re", "ppe10")}
-        self._images = 0
+        self.n_boot, self.alpha, self.seed = n_boot, alpha, seed
+        self._per_image: dict[str, list[np.ndarray]] = {name: [] for name in ("cc", "re", "ppe10")}
 
     def update(self, gen: np.ndarray | torch.Tensor, tar: np.ndarray | torch.Tensor,
                disk_mask: np.ndarray | torch.Tensor) -> None:
@@ -97,19 +100,31 @@ class TranslationMetricAccumulator:
             raise ValueError(f"gen {g.shape} and tar {t.shape} must match, with channels {self.channels}")
         m = np.broadcast_to(m.reshape(-1, 1, *m.shape[-2:]), (g.shape[0], 1, *g.shape[-2:]))
         for name, values in _per_image(g, t, m).items():
-            self._sums[name] += values.sum(axis=0)
-        self._images += g.shape[0]
+            self._per_image[name].append(values)
 
     def compute(self) -> dict[str, float]:
-        """``cc_<ch>``, ``re_<ch>``, ``ppe10_<ch>`` and ``cc_mean``, ``re_abs_mean``, ``ppe10_mean``."""
-        if not self._images:
+        """``cc_<ch>``, ``re_<ch>``, ``ppe10_<ch>``; ``cc_mean``, ``cc_min``, ``re_abs_mean``, ``ppe10_mean``
+        (with ``_ci_low``/``_ci_high`` when ``n_boot`` > 0) and ``n_images``."""
+        if not self._per_image["cc"]:
             raise ValueError("no images were added")
-        means = {name: total / self._images for name, total in self._sums.items()}
+        values = {name: np.concatenate(parts) for name, parts in self._per_image.items()}  # (images, channels)
+        means = {name: v.mean(axis=0) for name, v in values.items()}
         report = {f"{name}_{ch}": float(means[name][i]) for name in means for i, ch in enumerate(self.channels)}
-        report["cc_mean"] = float(means["cc"].mean())
-        report["re_abs_mean"] = float(np.abs(means["re"]).mean())
-        report["ppe10_mean"] = float(means["ppe10"].mean())
+        report |= {k: float(v) for k, v in _channel_summaries(means).items()}
+        report["n_images"] = float(len(values["cc"]))
+        if self.n_boot > 0:
+            idx = np.random.default_rng(self.seed).integers(0, len(values["cc"]), (self.n_boot, len(values["cc"])))
+            boot = _channel_summaries({name: v[idx].mean(axis=1) for name, v in values.items()})
+            for key, stats in boot.items():
+                low, high = np.quantile(stats, [self.alpha / 2, 1 - self.alpha / 2])
+                report[f"{key}_ci_low"], report[f"{key}_ci_high"] = float(low), float(high)
         return report
+
+
+def _channel_summaries(means: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Channel averages of per-channel means (..., channels): the paper's averages and the lowest CC."""
+    return {"cc_mean": means["cc"].mean(axis=-1), "cc_min": means["cc"].min(axis=-1),
+            "re_abs_mean": np.abs(means["re"]).mean(axis=-1), "ppe10_mean": means["ppe10"].mean(axis=-1)}
 
 
 def translation_report(gen: np.ndarray | torch.Tensor, tar: np.ndarray | torch.Tensor,

@@ -10,6 +10,11 @@ but the first and the innermost, ReLU before every decoder transposed convolutio
 one but the outermost, skip connections by concatenation, tanh output. Dropout 0.5 follows the three
 innermost decoder blocks (outputs 2, 4 and 8 px), the CD512-CD512-CD512 of the pix2pix paper and Park's
 code (``current_size <= 8``); junyanz's code places them one level outwards (4, 8 and 16 px).
+
+Batch norm always normalises with the statistics of the batch at hand and dropout is always on, in
+training and inference alike: Park's Keras layers are called with ``training=1``, and pix2pix runs the
+generator "at inference time in exactly the same manner as during the training phase" (Isola et al.).
+Run on one image at a time, this batch norm is instance normalisation.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 LEAKY_SLOPE = 0.2
@@ -31,6 +37,20 @@ def unet_depth(image_size: int) -> int:
     if depth < 2 or 2**depth != image_size:
         raise ValueError(f"image_size must be a power of two ≥ 4 for a U-Net to 1×1, got {image_size}")
     return depth
+
+
+class BatchStatsNorm(nn.BatchNorm2d):
+    """Batch norm on the current batch's statistics in every mode (no running averages)."""
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, track_running_stats=False)
+
+
+class AlwaysDropout(nn.Dropout):
+    """Dropout that stays on in evaluation mode (pix2pix's noise at test time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, training=True)
 
 
 def init_weights(net: nn.Module) -> nn.Module:
@@ -60,15 +80,15 @@ class UNetGenerator(nn.Module):
             layers: list[nn.Module] = [] if level == 0 else [nn.LeakyReLU(LEAKY_SLOPE)]
             layers.append(nn.Conv2d(widths[level - 1] if level else in_channels, width, 4, 2, 1, bias=False))
             if 0 < level < depth - 1:
-                layers.append(nn.BatchNorm2d(width))
+                layers.append(BatchStatsNorm(width))
             self.down.append(nn.Sequential(*layers))
         self.up = nn.ModuleList()  # innermost first; block ``level`` maps 2^-(level+1) to 2^-level of the size
         for level in reversed(range(1, depth)):
             in_width = widths[level] if level == depth - 1 else 2 * widths[level]
             layers = [nn.ReLU(), nn.ConvTranspose2d(in_width, widths[level - 1], 4, 2, 1, bias=False),
-                      nn.BatchNorm2d(widths[level - 1])]
+                      BatchStatsNorm(widths[level - 1])]
             if image_size >> level <= DROPOUT_MAX_SIZE_PX:
-                layers.append(nn.Dropout(DROPOUT))
+                layers.append(AlwaysDropout(DROPOUT))
             self.up.append(nn.Sequential(*layers))
         self.up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1),
                                      nn.Tanh()))
@@ -99,12 +119,39 @@ class PatchDiscriminator(nn.Module):
         f = base_features
         self.model = nn.Sequential(
             nn.Conv2d(input_channels + target_channels, f, 4, 2, 1), nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * f), nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Conv2d(2 * f, 4 * f, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * f), nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Conv2d(4 * f, 8 * f, 4, 1, 1, bias=False), nn.BatchNorm2d(8 * f), nn.LeakyReLU(LEAKY_SLOPE),
+            nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False), BatchStatsNorm(2 * f), nn.LeakyReLU(LEAKY_SLOPE),
+            nn.Conv2d(2 * f, 4 * f, 4, 2, 1, bias=False), BatchStatsNorm(4 * f), nn.LeakyReLU(LEAKY_SLOPE),
+            nn.Conv2d(4 * f, 8 * f, 4, 1, 1, bias=False), BatchStatsNorm(8 * f), nn.LeakyReLU(LEAKY_SLOPE),
             nn.Conv2d(8 * f, 1, 4, 1, 1),
         )
         init_weights(self)
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return self.model(torch.cat([condition, image], dim=1))
+
+
+class Pix2Pix(nn.Module):
+    """Park et al.'s models: U-Net generators and, for Model B (``gan``), their PatchGAN discriminators.
+
+    ``per_channel`` (the paper): one independent generator (and discriminator) per output channel,
+    trained side by side — the same as separate runs, since they share no weights and the task sums
+    their losses. Otherwise one generator predicts every output channel and one discriminator judges
+    the (input, all channels) pair. ``forward`` returns the generated channels in target order.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, image_size: int, per_channel: bool = True,
+                 gan: bool = True, base_features: int = 64, max_features: int = 512, disc_features: int = 64):
+        super().__init__()
+        self.group = 1 if per_channel else out_channels
+        n = out_channels // self.group
+        self.generators = nn.ModuleList(
+            UNetGenerator(in_channels, self.group, image_size, base_features, max_features) for _ in range(n))
+        self.discriminators = nn.ModuleList(
+            PatchDiscriminator(in_channels, self.group, disc_features) for _ in range(n) if gan)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([g(x) for g in self.generators], dim=1)
+
+    def split(self, channels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Target (or generated) channels (B, C, H, W) as one chunk per generator."""
+        return torch.split(channels, self.group, dim=1)
