@@ -30,6 +30,8 @@ from heliobench.errors import StorageError
 
 services = load_lab_services()  # infra/local/services.py
 
+pytestmark = pytest.mark.slow  # real servers stopped and restarted (`make test-fast` leaves them out)
+
 BUCKET = "faults"
 
 

@@ -37,6 +37,8 @@ from heliobench.tracking.submissions import record_submission
 
 BENCH = "ch_segmentation"
 
+pytestmark = pytest.mark.slow  # real servers stopped and restarted (`make test-fast` leaves them out)
+
 
 @pytest.fixture(autouse=True)
 def _own_credentials(monkeypatch):

@@ -13,6 +13,7 @@ out. When storage stays down, a :class:`StorageError` names the URI (never the c
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -30,6 +31,7 @@ T = TypeVar("T")
 
 #: OSError subclasses that say something about the request, not the connection: not retried.
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+_PERMANENT_ERRNOS = {errno.EINVAL, errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG}
 
 #: Environment variables whose values are credentials: never shown in messages.
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
@@ -69,7 +71,7 @@ def join(uri: str, *parts: str) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` says storage is (perhaps briefly) unreachable rather than that the request is wrong."""
-    if isinstance(exc, _PERMANENT):
+    if isinstance(exc, _PERMANENT) or (isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS):
         return False
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True
