@@ -116,8 +116,9 @@ def test_tune_trials_get_no_s3_credentials_in_their_runtime_env(monkeypatch):
 
     from heliobench.raysession import keep_credentials_out_of_ray
 
-    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
-    assert "AWS_SECRET_ACCESS_KEY" in class_cache.ENV_VARS_TO_PROPAGATE  # Ray's default
+    # Ray's defaults, restored whatever ran before (the shared session already removed them).
+    defaults = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE) | defaults)
     keep_credentials_out_of_ray()
     assert not {v for v in class_cache.ENV_VARS_TO_PROPAGATE if v.startswith("AWS_")}
     remote = class_cache._ActorClassCache().get(type("Trainable", (), {}))
