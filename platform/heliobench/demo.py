@@ -62,7 +62,7 @@ DEMO_RUNS = (
     DemoRun("hmi_to_aia", ("targets=[aia_171, aia_193, aia_304, aia_1600]", *_NARROW_PIX2PIX)),
     DemoRun("ar_detection", ("model.params.width=0.125", "training.epochs=3", "training.batch_size=8", "training.lr=0.001")),
     DemoRun("ar_classification", ("model.params.width=0.125", "model.params.input_px=64", "training.epochs=3",
-                                  "training.lr=0.001")),
+                                  "training.lr=0.001", "training.params.optimizer=adam", "training.batch_size=8")),
 )
 #: Dense windows (6-hour cadence, end-exclusive) added to the archive for event tracking:
 #: frame pairs need consecutive frames, which the archive's 10-day cadence does not have.
