@@ -46,6 +46,18 @@ os.environ.update(
 
 
 @pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module: small CPU models run several times faster on
+    a busy 2-core machine without OpenMP spin-waiting."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A fresh HelioBench workspace (``HELIOBENCH_WORKSPACE``) for one test module."""
     ws = tmp_path_factory.mktemp("ws")

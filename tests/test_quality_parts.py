@@ -38,13 +38,7 @@ from heliobench.tasks.quality.model import InstanceNorm, QualityGAN, QualityMode
 TINY = QualityModelConfig(base_filters=4, res_blocks=1, critic_filters=4, critic_depth=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: these small models run several times faster on a shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_published_model_shapes_at_128():

@@ -23,13 +23,7 @@ TINY_MODEL = ["model.params.base_filters=4", "model.params.res_blocks=1", "model
               "model.params.critic_depth=2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: tiny models run faster so on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- label encoder ---------------------------------------------------------------------------

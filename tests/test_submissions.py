@@ -211,3 +211,10 @@ def test_record_submission_errors(client: MlflowClient, tmp_path):
     with pytest.raises(HelioBenchError, match="submitter 'a\\\\nb'"):
         record_submission(client, spec, "x", "a\nb", {"iou_pooled_05": 0.5}, "d", preds)
     assert not (tmp_path / "leaderboard.parquet").exists()
+
+
+def test_submit_names_the_benchmarks_it_takes(tmp_path):
+    from heliobench.engine.submit import submit
+
+    with pytest.raises(HelioBenchError, match="ar_detection: `heliobench submit` takes segmentation masks"):
+        submit(load_benchmark("ar_detection"), str(tmp_path / "p.npz"), "m", str(tmp_path))

@@ -8,7 +8,6 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,13 +32,7 @@ AIA = ["aia_94", "aia_131", "aia_171", "aia_193", "aia_211", "aia_304", "aia_335
 TINY = ["model.params.base_features=4", "model.params.max_features=8", "model.params.disc_features=4"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Small convolutions run far faster on one thread of the busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spec_at(size: int, *overrides: str, name: str = "hmi_to_aia") -> BenchmarkSpec:

@@ -6,6 +6,7 @@ import numpy as np
 
 from heliobench.engine.data import read_index
 from heliobench.engine.evaluate import score, test_ids
+from heliobench.errors import HelioBenchError
 from heliobench.specs import BenchmarkSpec
 from heliobench.tracking import runs
 
@@ -17,6 +18,9 @@ def submit(spec: BenchmarkSpec, predictions: str, name: str, shards: str, tracki
     """Validate ``predictions`` against the test ids, score them, and add a leaderboard entry."""
     from heliobench.tracking.submissions import record_submission, validate_submission
 
+    if spec.task != "segmentation":
+        raise HelioBenchError(f"benchmark {spec.name}: `heliobench submit` takes segmentation masks; "
+                              f"{spec.task} predictions are scored through `heliobench evaluate` of a trained run")
     client = runs.connect(tracking_uri)
     ids = test_ids(spec, shards)
     preds = validate_submission(predictions, ids, shape=(spec.resolution_px, spec.resolution_px),
