@@ -59,6 +59,8 @@ def test_resume_continues_from_the_last_checkpoint(trained, tiny_shards):
     assert client.get_run(result.run_id).data.tags["heliobench.resumed"] == "1"
     with pytest.raises(HelioBenchError, match="no run named"):
         train(tiny_spec(3), str(tiny_shards), workers=1, tracking_uri=uri, run_name="never-ran", resume=True)
+    with pytest.raises(HelioBenchError, match="a run named 'tiny-run' exists under .*; use --resume"):
+        train(tiny_spec(3), str(tiny_shards), workers=1, tracking_uri=uri, run_name="tiny-run")  # not silently continued
 
 
 def test_evaluate_scores_the_test_split(trained, tiny_shards):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from heliobench.errors import ConfigError
+from heliobench.errors import ConfigError, ReaderError
 from heliobench.prep.image import PrepImage
 from heliobench.prep.labels import LabelContext
 from heliobench.prep.labels.hek import COLUMNS, K_MAX, encode_hek, track_key
@@ -103,16 +103,23 @@ def test_hek_table_keeps_records_valid_at_the_grid_frame_one_per_track() -> None
     assert rows[0, 2] == pytest.approx(4 / 2 + 50)  # the record that started at 11:00
 
 
-def test_hek_table_keeps_the_largest_boxes_ordered_by_type_and_key() -> None:
+def test_hek_table_orders_rows_by_type_and_key() -> None:
     events = [_event("AR" if i % 2 else "CH", "2017-09-05T00:00:00", "2017-09-05T23:59:59", 0, 0, 2 + i, 2,
-                     specific=f"track-{i}") for i in range(K_MAX + 4)]
+                     specific=f"track-{i}") for i in range(K_MAX)]
     table = _encode(events, NOON)
-    widths = table[:, 4] - table[:, 2]
-    assert sorted(widths) == pytest.approx([(2 + i) / 2 for i in range(4, K_MAX + 4)])  # the 4 smallest dropped
+    assert not np.isnan(table[:, :6]).any()  # every visible track has its row (no NOAA number here)
     assert list(table[:, 1]) == sorted(table[:, 1])
     for code in (0, 1):
         keys = table[table[:, 1] == code, 0]
         assert list(keys) == sorted(keys)
+
+
+def test_hek_table_refuses_more_tracks_than_rows() -> None:
+    events = [_event("AR", "2017-09-05T00:00:00", "2017-09-05T23:59:59", 0, 0, 2 + i, 2, specific=f"track-{i}")
+              for i in range(K_MAX + 1)]
+    with pytest.raises(ReaderError, match=rf"test.json: {K_MAX + 1} event tracks visible at 2017-09-05T12:00:00, "
+                                          rf"more than the {K_MAX}"):
+        _encode(events, NOON)
 
 
 def test_hek_encoder_needs_a_grid() -> None:

@@ -17,9 +17,10 @@ import torch
 from astropy.io import fits
 from mlflow.tracking import MlflowClient
 
-from heliobench.engine.tune import flat_overrides, trial_spec
-from heliobench.errors import ConfigError
-from heliobench.specs import BenchmarkSpec, ModelSpec, load_benchmark, load_search_space
+from heliobench.engine.data import check_compatible
+from heliobench.engine.tune import flat_overrides, member_specs, trial_spec
+from heliobench.errors import ConfigError, HelioBenchError
+from heliobench.specs import BenchmarkSpec, ModelSpec, SearchDimension, load_benchmark, load_search_space
 from heliobench.tasks import get_task
 from heliobench.tasks.base import OptimizerSet
 from heliobench.tasks.translation.augment import shake, shake_pad_px
@@ -221,6 +222,24 @@ def test_tune_grid_is_the_170_models_and_sets_inputs_and_targets() -> None:
     assert (trial.inputs, trial.targets) == (values[80]["inputs"], values[80]["targets"])
     assert trial.training.epochs == 2 and trial.training.lr == 0.001
     assert flat_overrides({"inputs": ["aia_94"]}) == {"inputs": ["aia_94"]}  # a spec key is not a group
+
+
+def test_a_search_needs_the_members_of_its_grid_points_only() -> None:
+    """Shards for a subset of the grid fit; the members of the base spec are not required."""
+    spec = load_benchmark("aia_channel_selection")
+    space = load_search_space("aia_channel_selection")
+    subset = [{"inputs": ["aia_131"], "targets": ["aia_171"]}, {"inputs": ["aia_131", "aia_1600"], "targets": ["aia_193"]}]
+    space = space.model_copy(update={"space": {**space.space, "channels": SearchDimension(type="grid", values=subset)}})
+    reachable = member_specs(spec, space)
+    assert [(s.inputs, s.targets) for s in reachable] == [(["aia_131"], ["aia_171"]), (["aia_131", "aia_1600"], ["aia_193"])]
+    index = {"members": [{"key": k} for k in ("aia_131", "aia_171", "aia_193", "aia_1600")], "size_px": spec.resolution_px,
+             "card": spec.dataset, "scheme": spec.split_scheme}
+    for s in reachable:
+        check_compatible(index, s, "shards/")
+    with pytest.raises(HelioBenchError, match=r"no member\(s\) aia_304, aia_94"):
+        check_compatible(index, spec, "shards/")  # the whole grid would need all nine channels
+    plain = load_search_space("ch_segmentation")
+    assert member_specs(load_benchmark("ch_segmentation"), plain) == [load_benchmark("ch_segmentation")]
 
 
 def test_channel_selection_report_from_tune_results(tmp_path: Path) -> None:

@@ -341,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", required=True, help="model name shown on the leaderboard")
 
     s = sub.add_parser("demo", parents=[common], help="run the whole pipeline on a small simulated archive",
-                       description="sim → ingest → split (park2019, strict) → audit → shard, on a small archive under WORKDIR, printing a summary.")
+                       description="The whole platform on a small simulated archive under WORKDIR: sim → ingest → split and "
+                       "leakage audit of every card → shards → a short train, evaluate and leaderboard run of every "
+                       "benchmark → an ASHA search, four channel-selection models and the tracking baselines; "
+                       "prints each benchmark's test metric and wall time and writes WORKDIR/demo_summary.json.")
     s.add_argument("--workdir", default="work/demo", help="working folder (default work/demo)")
     s.add_argument("--start", default="2011-01-01", help="archive start (default 2011-01-01)")
     s.add_argument("--end", default="2017-12-31", help="archive end (default 2017-12-31)")

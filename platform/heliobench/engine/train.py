@@ -23,7 +23,7 @@ from heliobench.engine.data import check_compatible, read_index, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench.errors import HelioBenchError
 from heliobench.raysession import ensure_ray
-from heliobench.storage import arrow_storage, redact
+from heliobench.storage import arrow_storage, filesystem, join, redact, with_retries
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
 from heliobench.tasks.base import to_numpy
@@ -131,6 +131,11 @@ def train(
     exp = runs.experiment_id(client, spec.name)
     workers = workers or spec.training.workers
     run_name = run_name or f"{spec.name}-{spec.model.name}-s{spec.training.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage_uri = storage or str(runs.workspace() / "ray_results")
+    storage_fs, storage_path = arrow_storage(storage_uri)
+    if not resume and _exists(join(storage_uri, run_name)):
+        # Ray Train would silently continue the old run's checkpoints under the same name.
+        raise HelioBenchError(f"a run named {run_name!r} exists under {storage_uri}; use --resume to continue it or another --run-name")
     ensure_ray()
     datasets, index = _datasets(spec, shards)
     existing = client.search_runs([exp], f"tags.mlflow.runName = '{run_name}'", max_results=1) if resume else []
@@ -152,7 +157,6 @@ def train(
             Param(k, str(v)[:500]) for k, v in _flat_params(spec).items()
         ] + [Param("workers", str(workers)), Param("n_parameters", str(n_params))])
     run_id = run.info.run_id
-    storage_fs, storage_path = arrow_storage(storage or str(runs.workspace() / "ray_results"))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"spec": spec.model_dump(mode="json"), "run_id": run_id, "tracking_uri": client.tracking_uri},
@@ -226,3 +230,8 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, work
         Metric("epochs_completed", state["epoch"] + 1, int(time.time() * 1000), 0),
     ])
     client.set_terminated(run_id, "FINISHED")
+
+
+def _exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return with_retries(lambda: fs.exists(path), uri)

@@ -10,6 +10,7 @@ logged twice.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 import time
@@ -58,9 +59,22 @@ def flat_overrides(overrides: dict) -> dict:
 def trial_spec(config: dict) -> BenchmarkSpec:
     """The benchmark spec of one trial: the base spec with the trial's overrides."""
     base = BenchmarkSpec.model_validate_json(config["spec"])
-    overrides = [f"{k}={json.dumps(v)}" for k, v in sorted(flat_overrides(config["overrides"]).items())]
-    overrides.append(f"training.epochs={config['max_epochs']}")
-    return base.with_overrides(overrides)
+    return base.with_overrides([*_override_items(config["overrides"]), f"training.epochs={config['max_epochs']}"])
+
+
+def _override_items(overrides: dict) -> list[str]:
+    return [f"{k}={json.dumps(v)}" for k, v in sorted(flat_overrides(overrides).items())]
+
+
+def member_specs(spec: BenchmarkSpec, space: SearchSpace) -> list[BenchmarkSpec]:
+    """The specs a search can reach that differ in members: one per combination of the grid
+    and choice dimensions that set ``inputs``/``targets`` (directly or in a group), else ``spec``.
+    The shards must hold the members of every one of them."""
+    def sets_members(key: str, values: list) -> bool:
+        return key in ("inputs", "targets") or any(isinstance(v, dict) and {"inputs", "targets"} & set(v) for v in values)
+
+    dims = {k: d.values for k, d in space.space.items() if d.type in ("grid", "choice") and sets_members(k, d.values)}
+    return [spec.with_overrides(_override_items(dict(zip(dims, combo)))) for combo in itertools.product(*dims.values())]
 
 
 class TuneTrialContext(LoopContext):
@@ -197,7 +211,8 @@ def tune_benchmark(
     mode = "max" if spec.direction == "maximize" else "min"
     ensure_ray()
     index = read_index(shards)
-    check_compatible(index, spec, shards)
+    for reachable in member_specs(spec, space):
+        check_compatible(index, reachable, shards)
     parents = client.search_runs([exp], f"tags.`heliobench.tune_name` = '{name}' and tags.`heliobench.kind` = 'tune'", max_results=1)
     if resume:
         if not parents or not tune.Tuner.can_restore(path, storage_filesystem=storage_fs):

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 import astropy.units as u
 import numpy as np
 import sunpy.map
-from astropy.coordinates import SkyCoord
 
 from heliobench.archive.observation import INSTRUMENTS
 
@@ -49,19 +48,23 @@ class PrepImage:
         ``instrument`` and ``channel`` override what is guessed from the header (pass the
         catalog's values where they are known).
         """
-        centre = smap.world_to_pixel(SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=smap.coordinate_frame))
         per_px = u.arcsec / u.pix
         name = instrument or _instrument_name(smap)
+        scale = (smap.scale[0].to_value(per_px), smap.scale[1].to_value(per_px))
+        rotation = _pair_of_pairs(np.asarray(smap.rotation_matrix, dtype=float))
+        reference_px = (smap.reference_pixel.x.to_value(u.pix), smap.reference_pixel.y.to_value(u.pix))
+        # CRVAL straight from the header in its CUNIT: sunpy's reference_coordinate and
+        # world_to_pixel build coordinate frames, which cost more than decoding a 1024² image.
+        reference_arcsec = tuple(u.Quantity(smap.meta[f"crval{i + 1}"], unit).to_value(u.arcsec)
+                                 for i, unit in enumerate(smap.spatial_units))
+        centre = _linear_world_to_pixel(scale, rotation, reference_px, reference_arcsec, np.zeros(1), np.zeros(1))
         return cls(
             data=np.asarray(smap.data, dtype=np.float32),
-            scale_arcsec=(smap.scale[0].to_value(per_px), smap.scale[1].to_value(per_px)),
-            rotation_matrix=_pair_of_pairs(np.asarray(smap.rotation_matrix, dtype=float)),
-            reference_px=(smap.reference_pixel.x.to_value(u.pix), smap.reference_pixel.y.to_value(u.pix)),
-            reference_arcsec=(
-                smap.reference_coordinate.Tx.to_value(u.arcsec),
-                smap.reference_coordinate.Ty.to_value(u.arcsec),
-            ),
-            disk_center_px=(float(centre.x.to_value(u.pix)), float(centre.y.to_value(u.pix))),
+            scale_arcsec=scale,
+            rotation_matrix=rotation,
+            reference_px=reference_px,
+            reference_arcsec=reference_arcsec,
+            disk_center_px=(float(centre[0][0]), float(centre[1][0])),
             rsun_arcsec=float(smap.rsun_obs.to_value(u.arcsec)),
             obs_time=smap.date.utc.to_datetime(timezone=timezone.utc),
             instrument=name,
@@ -96,11 +99,8 @@ class PrepImage:
         The gnomonic (TAN) projection departs from linear by under 0.01% within 1.1 R☉,
         far below a pixel at any SDO resolution.
         """
-        linear = np.diag(self.scale_arcsec) @ np.asarray(self.rotation_matrix)
-        offsets = np.stack([np.asarray(tx_arcsec, float) - self.reference_arcsec[0],
-                            np.asarray(ty_arcsec, float) - self.reference_arcsec[1]])
-        px = np.linalg.solve(linear, offsets.reshape(2, -1)).reshape(offsets.shape)
-        return px[0] + self.reference_px[0], px[1] + self.reference_px[1]
+        return _linear_world_to_pixel(self.scale_arcsec, self.rotation_matrix, self.reference_px,
+                                      self.reference_arcsec, tx_arcsec, ty_arcsec)
 
     def with_data(self, data: np.ndarray, **changes) -> PrepImage:
         """A copy with new pixels (cast to float32) and optionally other fields changed."""
@@ -118,6 +118,16 @@ def disk_distance(image: PrepImage) -> np.ndarray:
 def disk_mask(image: PrepImage, fraction: float = 0.99) -> np.ndarray:
     """Boolean on-disk mask ``r < fraction * R_sun`` on the image's pixel grid."""
     return disk_distance(image) < fraction
+
+
+def _linear_world_to_pixel(scale_arcsec, rotation_matrix, reference_px, reference_arcsec,
+                           tx_arcsec: np.ndarray, ty_arcsec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0-based pixel ``(x, y)`` of helioprojective arcsec by the linear part of a FITS WCS."""
+    linear = np.diag(scale_arcsec) @ np.asarray(rotation_matrix)
+    offsets = np.stack([np.asarray(tx_arcsec, float) - reference_arcsec[0],
+                        np.asarray(ty_arcsec, float) - reference_arcsec[1]])
+    px = np.linalg.solve(linear, offsets.reshape(2, -1)).reshape(offsets.shape)
+    return px[0] + reference_px[0], px[1] + reference_px[1]
 
 
 def _pair_of_pairs(matrix: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -1,7 +1,7 @@
 """HEK event files as padded box tables on a sample's registered grid.
 
-One row per event track visible on the grid frame, at most :data:`K_MAX` rows, the rest
-NaN. Columns (:data:`COLUMNS`):
+One row per event track visible on the grid frame, :data:`K_MAX` rows padded with NaN
+(a frame with more visible tracks is an error naming the file, not a silent cut). Columns (:data:`COLUMNS`):
 
 ``track_key``
     A stable 31-bit integer (CRC-32 of the reader's ``track_id``, the high bit cleared):
@@ -23,8 +23,7 @@ An event belongs to the frame when the frame's observation time lies in
 (the frame the boxes are drawn on), which can differ from the sample's nominal time by
 the pairing tolerance. Where several records of a track are valid, the one that started
 last is kept. Events without a bounding box or without a track identifier are left out.
-When more than :data:`K_MAX` tracks are visible, the largest boxes are kept. Rows are
-ordered by event type, then track key.
+Rows are ordered by event type, then track key.
 """
 
 from __future__ import annotations
@@ -36,12 +35,13 @@ import numpy as np
 import polars as pl
 
 from heliobench.archive.readers import read_hek
-from heliobench.errors import ConfigError
+from heliobench.errors import ConfigError, ReaderError
 from heliobench.prep.image import PrepImage
 from heliobench.prep.labels import LabelContext
 
-#: Rows of the table (visible tracks); the rest are NaN.
-K_MAX = 16
+#: Rows of the table (visible tracks); the rest are NaN. A busy day of real HEK has about 15
+#: active regions and as many coronal holes per feature method.
+K_MAX = 64
 #: Column order of a row.
 COLUMNS = ("track_key", "event_type", "x0", "y0", "x1", "y1", "noaa")
 #: Event type codes of the ``event_type`` column.
@@ -68,8 +68,12 @@ def valid_events(events: pl.DataFrame, time: datetime) -> pl.DataFrame:
     )
 
 
-def box_table(events: pl.DataFrame, grid: PrepImage) -> np.ndarray:
-    """The (K_MAX, 7) float64 table (see :data:`COLUMNS`) of ``events`` on ``grid``."""
+def box_table(events: pl.DataFrame, grid: PrepImage, uri: str) -> np.ndarray:
+    """The (K_MAX, 7) float64 table (see :data:`COLUMNS`) of ``events`` on ``grid``; ReaderError
+    naming ``uri`` when more than :data:`K_MAX` tracks are visible."""
+    if events.height > K_MAX:
+        raise ReaderError(uri, f"{events.height} event tracks visible at {grid.obs_time:%Y-%m-%dT%H:%M:%S}, "
+                               f"more than the {K_MAX} an encoded table holds")
     rows = []
     for event in events.iter_rows(named=True):
         vertices = np.asarray(event["hpc_bbox"], dtype=float)
@@ -81,10 +85,7 @@ def box_table(events: pl.DataFrame, grid: PrepImage) -> np.ndarray:
     table = np.full((K_MAX, len(COLUMNS)), np.nan)
     if rows:
         found = np.asarray(rows, dtype=np.float64)
-        area = (found[:, 4] - found[:, 2]) * (found[:, 5] - found[:, 3])
-        kept = found[np.sort(np.argsort(-area, kind="stable")[:K_MAX])]
-        kept = kept[np.lexsort((kept[:, 0], kept[:, 1]))]
-        table[: len(kept)] = kept
+        table[: len(found)] = found[np.lexsort((found[:, 0], found[:, 1]))]
     return table
 
 
@@ -94,4 +95,4 @@ def encode_hek(raw: bytes, uri: str, ctx: LabelContext) -> np.ndarray:
         raise ConfigError(f"member {ctx.member.key}: a hek label needs a grid (the observation member "
                           f"whose registered image the boxes are drawn on); set `grid:` in the card "
                           f"and shard that member too")
-    return box_table(valid_events(read_hek(raw, uri), ctx.grid.obs_time), ctx.grid)
+    return box_table(valid_events(read_hek(raw, uri), ctx.grid.obs_time), ctx.grid, uri)

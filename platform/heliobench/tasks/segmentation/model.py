@@ -8,8 +8,10 @@ the original's ``Conv2DTranspose`` is. Dropout sits where the original puts it: 
 levels 3 and up, before the bottleneck, and before the first two decoder levels (ahead of the
 upsampling). Upsampling is nearest-neighbour (Keras ``UpSampling2D``); the skip concatenation puts
 the upsampled tensor first. The head is a 1x1 convolution and a sigmoid. Batch norm and weight
-initialisation follow the Keras defaults: momentum 0.99 (0.01 in torch's convention),
-epsilon 1e-3, Glorot-uniform kernels and zero biases.
+initialisation follow the Keras defaults: momentum 0.99 (``bn_momentum=0.01`` in torch's
+convention), epsilon 1e-3, Glorot-uniform kernels and zero biases. With momentum 0.01 the
+running statistics need some hundreds of steps to settle: a run of a few dozen steps (the
+demo's) evaluates well only with a faster ``bn_momentum`` such as 0.1, torch's default.
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ import torch
 from torch import nn
 
 _BN_EPS = 1e-3  # Keras BatchNormalization default epsilon
-_BN_MOMENTUM = 0.01  # Keras momentum 0.99 in torch's convention
 
 
 def _double_conv(conv: type[nn.Conv2d] | type[nn.ConvTranspose2d], in_ch: int, out_ch: int,
-                 batch_norm: bool) -> nn.Sequential:
+                 batch_norm: bool, bn_momentum: float) -> nn.Sequential:
     """Two 3x3 'same' convolutions, each followed by optional batch norm and a ReLU."""
     layers: list[nn.Module] = []
     for ch in (in_ch, out_ch):
         layers.append(conv(ch, out_ch, kernel_size=3, padding=1))
         if batch_norm:
-            layers.append(nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM))
+            layers.append(nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=bn_momentum))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
@@ -47,28 +48,28 @@ class ScssNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, base_filters: int = 32,
-                 depth: int = 4, dropout: float = 0.5, batch_norm: bool = True) -> None:
+                 depth: int = 4, dropout: float = 0.5, batch_norm: bool = True, bn_momentum: float = 0.01) -> None:
         super().__init__()
-        if depth < 1 or base_filters < 1 or not 0.0 <= dropout < 1.0:
+        if depth < 1 or base_filters < 1 or not 0.0 <= dropout < 1.0 or not 0.0 < bn_momentum <= 1.0:
             raise ValueError(
-                f"ScssNet expects depth >= 1, base_filters >= 1 and 0 <= dropout < 1; got "
-                f"depth={depth}, base_filters={base_filters}, dropout={dropout}")
+                f"ScssNet expects depth >= 1, base_filters >= 1, 0 <= dropout < 1 and 0 < bn_momentum <= 1; "
+                f"got depth={depth}, base_filters={base_filters}, dropout={dropout}, bn_momentum={bn_momentum}")
         self.depth = depth
         widths = [base_filters * 2**level for level in range(depth + 1)]
         self.encoder = nn.ModuleList(
             nn.Sequential(_maybe_dropout(dropout, level >= 2),
-                          _double_conv(nn.Conv2d, in_ch, out_ch, batch_norm))
+                          _double_conv(nn.Conv2d, in_ch, out_ch, batch_norm, bn_momentum))
             for level, (in_ch, out_ch) in enumerate(zip([in_channels, *widths], widths[:depth])))
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = nn.Sequential(
             _maybe_dropout(dropout, True),
-            _double_conv(nn.Conv2d, widths[depth - 1], widths[depth], batch_norm))
+            _double_conv(nn.Conv2d, widths[depth - 1], widths[depth], batch_norm, bn_momentum))
         self.decoder_dropout = nn.ModuleList(
             _maybe_dropout(dropout, step < 2) for step in range(depth))
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.decoder = nn.ModuleList(
             _double_conv(nn.ConvTranspose2d, widths[level + 1] + widths[level], widths[level],
-                         batch_norm)
+                         batch_norm, bn_momentum)
             for level in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
         self.apply(_keras_init)
