@@ -341,7 +341,8 @@ def phase_tune(lab: Lab, cfg: dict, res: dict, shards: str) -> None:
     parent = client.get_run(out["parent"])
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{out['parent']}'")
     res.update(seconds=time.time() - t0, trials=out["trials"], trial_nodes=sorted(set().union(*seen.values())) if seen else [],
-               children=[{"status": c.info.status, "steps": sorted(m.step for m in client.get_metric_history(c.info.run_id, "train_loss"))}
+               children=[{"status": c.info.status, "user": c.data.tags.get("mlflow.user"),
+                          "steps": sorted(m.step for m in client.get_metric_history(c.info.run_id, "train_loss"))}
                          for c in children])
 
 

@@ -120,6 +120,7 @@ def test_tune_search_runs_across_the_cluster(cluster_results):
     r = _phase(cluster_results, "tune")
     assert r["trials"] == 3 and len(r["children"]) == 3
     assert all(c["status"] == "FINISHED" and c["steps"] == [0] for c in r["children"])
+    assert {c["user"] for c in r["children"]} == {"alice"}  # the searching user, not the cluster's account
     assert len(r["trial_nodes"]) >= 2, r["trial_nodes"]
 
 

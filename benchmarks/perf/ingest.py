@@ -9,7 +9,9 @@ numbers are steady-state throughput, not Ray start-up.
 * header cataloguing: :func:`heliobench.catalog.ingest.ingest` (reads every file, sha256,
   header, sunpy geometry; no pixel decoding);
 * shards: :func:`heliobench.shards.write_shards` on the manifest of those files (decode,
-  default preprocessing to 256², parquet tensor shards), one sample per shard;
+  default preprocessing to 256², parquet tensor shards), one sample (12 files) per shard at
+  4096² and four (48 files) at 1024², so that a shard task is about a second of work
+  either way (the product's default is 32 samples per shard);
 * end to end: ingest + manifest + shards;
 * sequential loop: ``sunpy.map.Map(file)`` + the same pipelines (``member_pipelines``) +
   ``np.save`` of the result, one file after another, as published works prepare data;
@@ -38,10 +40,10 @@ import common
 from common import row
 
 SIZES = {
-    "full": {"workers": [1, 2], "big_days": 2, "small_days": 4, "linearity_days": [1, 4, 16], "size_px": 256, "warmup": True,
-             "repeats": 1, "rounds": 2, "sets": ("big", "small")},
+    "full": {"workers": [1, 2], "big_days": 2, "small_days": 16, "linearity_days": [1, 4, 16], "size_px": 256, "warmup": True,
+             "repeats": 1, "rounds": 2, "sets": ("big", "small"), "samples_per_shard": {"big": 1, "small": 4}},
     "tiny": {"workers": [2], "big_days": 1, "small_days": 1, "linearity_days": [1, 2], "size_px": 16, "warmup": False,
-             "repeats": 1, "rounds": 1, "sets": ("big",)},
+             "repeats": 1, "rounds": 1, "sets": ("big",), "samples_per_shard": {"big": 1, "small": 1}},
 }
 SCHEME = "bench"
 SPEEDUP_TARGET = 1.8
@@ -155,7 +157,7 @@ def config_child(workers: int, archives: dict[str, str], scratch: str, size: str
         pipeline(common.day_folders(archives["small"], 1), root / "warmup", cfg["size_px"])
     warmup_s = time.perf_counter() - t0
     parts = {name: pipeline(common.day_folders(archives[name], cfg[f"{name}_days"]), root / name, cfg["size_px"],
-                            repeats=cfg["repeats"], activity=True)
+                            samples_per_shard=cfg["samples_per_shard"][name], repeats=cfg["repeats"], activity=True)
              for name in cfg["sets"]}
     scaling = {}
     from heliobench.catalog.ingest import ingest

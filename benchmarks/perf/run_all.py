@@ -48,7 +48,7 @@ def notes_for(details: dict) -> list[str]:
             if act and part.get("shards_s"):
                 busy = act["execute_s"] / (part["shards_s"] * c["ray_cpus"])
                 notes.append(f"ingest {name} archive, Ray num_cpus={c['ray_cpus']}: write_shards {part['shards_s']:.1f} s for "
-                             f"{part['files_decoded']} files ({part['samples']} shards, runs {', '.join(f'{t:.1f}' for t in part['shards_all_s'])} s); "
+                             f"{part['files_decoded']} files ({part['samples']} samples in {part['shards_written']} shards, runs {', '.join(f'{t:.1f}' for t in part['shards_all_s'])} s); "
                              f"Ray workers busy {100 * busy:.0f} % of wall x CPUs, {act['deserialize_s']:.1f} s unpickling arguments")
     seq = details.get("ingest", {}).get("baselines", {})
     for name, b in seq.items():

@@ -109,14 +109,15 @@ class TuneTrialContext(LoopContext):
 
 
 def _child_run(client, config: dict, spec: BenchmarkSpec, trial_id: str) -> str:
-    # The parent's experiment: on a server with accounts the trial logs with the cluster's
-    # account, whose own experiment is not the user's (runs.experiment_name).
-    exp = client.get_run(config["parent_run_id"]).info.experiment_id
+    # The parent's experiment and user: on a server with accounts the trial logs with the
+    # cluster's account, whose own experiment is not the user's (runs.experiment_name).
+    parent = client.get_run(config["parent_run_id"])
+    exp = parent.info.experiment_id
     found = client.search_runs([exp], f"tags.`heliobench.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{config['parent_run_id']}'", max_results=1)
     if found:
         return found[0].info.run_id
     run = client.create_run(exp, run_name=f"{config['name']}-{trial_id}", tags={
-        "mlflow.parentRunId": config["parent_run_id"], runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "trial", "mlflow.user": runs.user(),
+        "mlflow.parentRunId": config["parent_run_id"], runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "trial", "mlflow.user": parent.data.tags.get("mlflow.user", runs.user()),
         "heliobench.trial_id": trial_id, "heliobench.model": spec.model.name, "heliobench.git_commit": config["git_commit"],
         "heliobench.manifest_hash": config["manifest_hash"], "heliobench.preprocessing_hash": config["preprocessing_hash"],
     })
