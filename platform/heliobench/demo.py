@@ -62,11 +62,11 @@ DEMO_RUNS = (
     DemoRun("halpha_quality", ("training.epochs=2", "training.batch_size=4", "model.params.base_filters=8",
                                "model.params.res_blocks=2", "model.params.critic_filters=8"), resolution_px=256),
     DemoRun("event_tracking", ("model.params.crop_size=32", "model.params.channels=[8, 16, 32]", "model.params.hidden=64",
-                               "model.params.dropout=0.0", "training.params.examples_per_pair=4", "training.epochs=4",
+                               "model.params.dropout=0.0", "training.params.examples_per_pair=4", "training.epochs=3",
                                "training.batch_size=2", "training.lr=0.001")),
     DemoRun("hmi_to_aia", ("targets=[aia_171, aia_193, aia_304, aia_1600]", *_NARROW_PIX2PIX)),
-    DemoRun("ar_detection", ("model.params.width=0.125", "training.epochs=3", "training.batch_size=8", "training.lr=0.001")),
-    DemoRun("ar_classification", ("model.params.width=0.125", "model.params.input_px=64", "training.epochs=3",
+    DemoRun("ar_detection", ("model.params.width=0.125", "training.epochs=2", "training.batch_size=8", "training.lr=0.001")),
+    DemoRun("ar_classification", ("model.params.width=0.125", "model.params.input_px=64", "training.epochs=2",
                                   "training.lr=0.001", "training.params.optimizer=adam", "training.batch_size=8")),
 )
 #: Dense windows (6-hour cadence, end-exclusive) added to the archive for event tracking:
@@ -154,8 +154,10 @@ def _searches(specs: dict[str, BenchmarkSpec], work: Path, t0: float) -> dict[st
     """A 4-trial ASHA search of ch_segmentation and a subset of the channel-selection grid."""
     spec = specs["ch_segmentation"]
     space = load_search_space(spec.name)
+    # The short run's batch and no dropout, so that 2 epochs are enough steps to learn something.
     narrow = {**space.space, "model.params.base_filters": SearchDimension(type="choice", values=DEMO_TUNE_FILTERS),
-              "training.batch_size": SearchDimension(type="choice", values=[8])}
+              "training.batch_size": SearchDimension(type="choice", values=[4]),
+              "model.params.dropout": SearchDimension(type="choice", values=[0.0])}
     space = space.model_copy(update={"max_epochs": 2, "num_samples": 4, "space": narrow})
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = {"ch_segmentation": tune_benchmark(spec, space, default_shards(spec), name=f"demo-tune-{stamp}").__dict__}
