@@ -1,7 +1,10 @@
 """A fake JSOC: a real HTTP server on 127.0.0.1 speaking the protocol drms uses.
 
-It serves the FITS files of one folder, named as JSOC names exported files
-(``hmi.M_720s.20170101_000000_TAI.1.magnetogram.fits``), as the records of their series:
+It serves the FITS files of one folder, named as JSOC names exported files, as the records of
+their series: HMI-like series slotted in TAI with the prime keys ``T_REC, CAMERA``
+(``hmi.M_720s.20170101_000000_TAI.1.magnetogram.fits``) and AIA series slotted in UTC every
+12 s with the prime keys ``T_REC, WAVELNTH``, whose segment ``image`` is the file
+``image_lev1`` (``aia.lev1_euv_12s.2017-01-01T000011Z.171.image_lev1.fits``):
 
 - ``/cgi-bin/ajax/jsoc_info`` ``op=series_struct`` and ``op=rs_list``;
 - ``/cgi-bin/ajax/checkAddress.sh`` (is the notify address registered?);
@@ -11,7 +14,9 @@ It serves the FITS files of one folder, named as JSOC names exported files
 
 The JSON carries the field names and status codes of JSOC's CGI programs (``jsoc_info.c``,
 ``jsoc_fetch.c``, ``jsoc_export_make_index.c`` of lm-jps/drms). Record-set filters understood:
-``[<time>_TAI]``, ``[<time>_TAI/<span>]`` and ``[<time>_TAI/<span>@<step>]`` with an optional
+``[<time>]``, ``[<time>/<span>]`` and ``[<time>/<span>@<step>]`` (``<time>`` as
+``2017.01.01_00:00[:00]_TAI`` or ``_UTC``, compared in the series' own time scale; ``@<step>``
+keeps the first slot of every step), then optionally ``[<camera or wavelength>,...]`` and
 ``{segment,...}``. Every request served is recorded in :attr:`JsocServer.requests`.
 """
 
@@ -31,12 +36,11 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 CONTACT = "jsoc_help@jsoc.stanford.edu"
 DEFAULT_FILENAMEFMT = "{seriesname}.{recnum:%ld}.{segment}"
 
-_FILE = re.compile(
-    r"(?P<series>\w+\.\w+)\.(?P<t_rec>\d{8}_\d{6})_TAI\.(?P<camera>\d+)\.(?P<segment>\w+)\.fits"
+_QUERY = re.compile(
+    r"(?P<series>\w+\.\w+)\[(?P<filter>[^\]]+)\](?:\[(?P<keys>\d+(?:,\d+)*)\])?(?:\{(?P<segments>[^}]*)\})?"
 )
-_QUERY = re.compile(r"(?P<series>\w+\.\w+)\[(?P<filter>[^\]]+)\](?:\{(?P<segments>[^}]*)\})?")
 _FILTER = re.compile(
-    r"(?P<start>\d{4}\.\d\d\.\d\d(?:_\d\d:\d\d(?::\d\d)?)?)_TAI"
+    r"(?P<start>\d{4}\.\d\d\.\d\d(?:_\d\d:\d\d(?::\d\d)?)?)_(?:TAI|UTC)"
     r"(?:/(?P<span>\d+[smhd]))?(?:@(?P<step>\d+[smhd]))?"
 )
 _FMT_FIELD = re.compile(r"\{(?P<name>\w+)(?::(?P<layout>[^}]*))?\}")
@@ -44,20 +48,47 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How a family of series names its files and records."""
+
+    file: re.Pattern[str]  # groups: series, t_rec, key (camera or wavelength), segment file
+    file_time: str  # strptime layout of the file name's time
+    key: str  # the second prime key
+    scale: str  # time scale of T_REC
+    slot_s: int  # T_REC step
+    record_time: str  # strftime layout of T_REC in record queries and keyword values
+    compact_time: str  # strftime layout of {T_REC:A} in exported file names
+    segments: dict[str, str]  # segment file name -> segment name, where they differ
+
+
+HMI = Layout(
+    re.compile(r"(?P<series>hmi\.\w+)\.(?P<t_rec>\d{8}_\d{6})_TAI\.(?P<key>\d+)\.(?P<segfile>\w+)\.fits"),
+    "%Y%m%d_%H%M%S", "CAMERA", "TAI", 720, "%Y.%m.%d_%H:%M:%S_TAI", "%Y%m%d_%H%M%S_TAI", {},
+)
+AIA = Layout(
+    re.compile(r"(?P<series>aia\.\w+)\.(?P<t_rec>\d{4}-\d\d-\d\dT\d{6})Z\.(?P<key>\d+)\.(?P<segfile>\w+)\.fits"),
+    "%Y-%m-%dT%H%M%S", "WAVELNTH", "UTC", 12, "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H%M%SZ", {"image_lev1": "image"},
+)
+LAYOUTS = (HMI, AIA)
+
+
+@dataclass(frozen=True)
 class Record:
     """One segment file of one record of the fake archive."""
 
+    layout: Layout
     series: str
-    t_rec: datetime  # TAI
-    camera: int
+    t_rec: datetime  # in the layout's time scale
+    key: int  # CAMERA or WAVELNTH
     segment: str
+    segment_file: str
     path: Path
     recnum: int
 
     @property
     def name(self) -> str:
         """The record query JSOC prints for this record (``drms_sprint_rec_query``)."""
-        return f"{self.series}[{self.t_rec:%Y.%m.%d_%H:%M:%S}_TAI][{self.camera}]"
+        return f"{self.series}[{self.t_rec:{self.layout.record_time}}][{self.key}]"
 
 
 @dataclass(frozen=True)
@@ -178,22 +209,23 @@ class JsocServer:
         if not records:
             raise _QueryError("series not found")
         segments = sorted({r.segment for r in records})
+        layout = records[0].layout
         return {
             "note": f"{records[0].series} (fake JSOC)",
             "retention": 10000,
             "unitsize": 16,
             "archive": 1,
             "tapegroup": 6,
-            "primekeys": ["T_REC", "CAMERA"],
+            "primekeys": ["T_REC", layout.key],
             "primekeysinfo": [
-                {"name": "T_REC", "slotted": 1, "step": "720"},
-                {"name": "CAMERA", "slotted": 0},
+                {"name": "T_REC", "slotted": 1, "step": str(layout.slot_s)},
+                {"name": layout.key, "slotted": 0},
             ],
-            "dbindex": ["T_REC_index", "CAMERA"],
+            "dbindex": ["T_REC_index", layout.key],
             "keywords": [
-                _keyword("T_REC", "time", "ts_eq", "TAI", "Slot time"),
-                _keyword("CAMERA", "int", "variable", "none", "Camera"),
-                _keyword("T_OBS", "time", "variable", "TAI", "Observation time"),
+                _keyword("T_REC", "time", "ts_eq", layout.scale, "Slot time"),
+                _keyword(layout.key, "int", "variable", "none", layout.key.capitalize()),
+                _keyword("T_OBS", "time", "variable", layout.scale, "Observation time"),
                 _keyword("QUALITY", "int", "variable", "none", "Quality word"),
             ],
             "links": [],
@@ -304,21 +336,23 @@ class JsocServer:
 
     def _records(self) -> list[Record]:
         matches = sorted(
-            (m for p in self.files_dir.iterdir() if (m := _FILE.fullmatch(p.name))),
-            key=lambda m: (m["series"], m["t_rec"], m["camera"], m["segment"]),
+            ((layout, m) for p in self.files_dir.iterdir() for layout in LAYOUTS if (m := layout.file.fullmatch(p.name))),
+            key=lambda lm: (lm[1]["series"], lm[1]["t_rec"], lm[1]["key"], lm[1]["segfile"]),
         )
         recnums: dict[tuple[str, str, str], int] = {}
         records = []
-        for m in matches:
-            key = (m["series"], m["t_rec"], m["camera"])
+        for layout, m in matches:
+            number = (m["series"], m["t_rec"], m["key"])
             records.append(
                 Record(
+                    layout=layout,
                     series=m["series"],
-                    t_rec=datetime.strptime(m["t_rec"], "%Y%m%d_%H%M%S"),
-                    camera=int(m["camera"]),
-                    segment=m["segment"],
+                    t_rec=datetime.strptime(m["t_rec"], layout.file_time),
+                    key=int(m["key"]),
+                    segment=layout.segments.get(m["segfile"], m["segfile"]),
+                    segment_file=m["segfile"],
                     path=self.files_dir / m.string,
-                    recnum=recnums.setdefault(key, 1000 + len(recnums)),
+                    recnum=recnums.setdefault(number, 1000 + len(recnums)),
                 )
             )
         return records
@@ -335,10 +369,13 @@ class JsocServer:
         if where is None:
             raise _QueryError(f"Bad record-set filter [{query['filter']}] in {ds!r}")
         segments = {s for s in re.split(r"[\s,]+", query["segments"] or "") if s}
+        keys = {int(k) for k in (query["keys"] or "").split(",") if k}
         return [
             r
             for r in records
-            if _in_range(r.t_rec, where) and (not segments or r.segment in segments)
+            if _in_range(r, where)
+            and (not keys or r.key in keys)
+            and (not segments or r.segment in segments)
         ]
 
 
@@ -389,9 +426,9 @@ def _key_value(record: Record, key: str) -> int | str:
     if key == "*recnum*":
         return record.recnum
     if key == "T_REC":
-        return f"{record.t_rec:%Y.%m.%d_%H:%M:%S}_TAI"
-    if key == "CAMERA":
-        return str(record.camera)
+        return f"{record.t_rec:{record.layout.record_time}}"
+    if key == record.layout.key:
+        return str(record.key)
     return "Invalid KeyLink"
 
 
@@ -405,27 +442,29 @@ def _render(fmt: str, record: Record) -> str:
         if name == "recnum":
             return (layout or "%d").replace("l", "") % record.recnum
         if name == "segment":
-            return f"{record.segment}.fits"
+            return f"{record.segment_file}.fits"
         if name == "T_REC":
             if layout == "A":  # JSOC's compact time format
-                return f"{record.t_rec:%Y%m%d_%H%M%S}_TAI"
+                return f"{record.t_rec:{record.layout.compact_time}}"
             return str(_key_value(record, name))
-        if name == "CAMERA":
+        if name == record.layout.key:
             return str(_key_value(record, name))
         raise _QueryError(f"Unknown keyword {name} in filenamefmt {fmt!r}")
 
     return _FMT_FIELD.sub(field, fmt)
 
 
-def _in_range(t_rec: datetime, where: re.Match[str]) -> bool:
+def _in_range(record: Record, where: re.Match[str]) -> bool:
+    """Whether the filter selects the record's slot (``@step``: the first slot of each step)."""
     start_text = where["start"]
     layout = {10: "%Y.%m.%d", 16: "%Y.%m.%d_%H:%M", 19: "%Y.%m.%d_%H:%M:%S"}[len(start_text)]
     start = datetime.strptime(start_text, layout)
     if where["span"] is None:
-        return t_rec == start
-    offset = (t_rec - start).total_seconds()
+        return record.t_rec == start
+    offset = (record.t_rec - start).total_seconds()
     step = _seconds(where["step"]) if where["step"] else None
-    return 0 <= offset < _seconds(where["span"]) and (step is None or offset % step == 0)
+    in_step = step is None or offset % step < record.layout.slot_s
+    return 0 <= offset < _seconds(where["span"]) and in_step
 
 
 def _seconds(duration: str) -> int:

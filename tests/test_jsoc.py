@@ -51,6 +51,48 @@ def write_hmi(folder: Path, t_rec: datetime) -> None:
     fits.PrimaryHDU(data, header).writeto(folder / source_name(t_rec))
 
 
+AIA_URI = "jsoc:aia.lev1_euv_12s[2017.01.01_00:00_UTC/1d@6h][171]{image}"
+#: AIA slot times (UTC): 12 s slots from 1977.01.01_00:00:00_TAI fall at :11 s in 2017 (TAI - UTC = 37 s).
+AIA_MATCHING = [datetime(2017, 1, 1, h, 0, 11) for h in (0, 6, 12, 18)]
+AIA_NOT_MATCHING = [datetime(2017, 1, 1, 0, 0, 23), datetime(2017, 1, 2, 0, 0, 11)]
+
+
+def aia_name(t_rec: datetime, wavelength: int = 171) -> str:
+    """The name JSOC gives an exported AIA level-1 image (drms' default filenamefmt)."""
+    return f"aia.lev1_euv_12s.{t_rec:%Y-%m-%dT%H%M%S}Z.{wavelength}.image_lev1.fits"
+
+
+def write_aia(folder: Path, t_rec: datetime, wavelength: int = 171) -> None:
+    """A small AIA-level-1-like image in ``folder``."""
+    header = fits.Header()
+    header["TELESCOP"] = "SDO/AIA"
+    header["INSTRUME"] = "AIA_3"
+    header["WAVELNTH"] = wavelength
+    header["WAVEUNIT"] = "angstrom"
+    header["T_REC"] = f"{t_rec:%Y-%m-%dT%H:%M:%S}Z"
+    header["T_OBS"] = f"{t_rec:%Y-%m-%dT%H:%M:%S}.57Z"
+    header["DATE-OBS"] = f"{t_rec:%Y-%m-%dT%H:%M:%S}.57"
+    header["EXPTIME"] = 2.0
+    header["CTYPE1"], header["CTYPE2"] = "HPLN-TAN", "HPLT-TAN"
+    header["CUNIT1"], header["CUNIT2"] = "arcsec", "arcsec"
+    header["CDELT1"], header["CDELT2"] = 0.6, 0.6
+    header["CRPIX1"], header["CRPIX2"] = 8.5, 8.5
+    header["BUNIT"] = "DN"
+    data = np.full((16, 16), t_rec.hour, dtype=np.int16) + np.arange(16, dtype=np.int16)
+    fits.PrimaryHDU(data, header).writeto(folder / aia_name(t_rec, wavelength))
+
+
+@pytest.fixture
+def aia_archive(tmp_path: Path) -> Path:
+    """A fake aia.lev1_euv_12s: 171 A at the matching slots and others, and 193 A at the same slots."""
+    folder = tmp_path / "jsoc_aia"
+    folder.mkdir()
+    for t_rec in AIA_MATCHING + AIA_NOT_MATCHING:
+        write_aia(folder, t_rec)
+        write_aia(folder, t_rec, 193)
+    return folder
+
+
 @pytest.fixture
 def archive(tmp_path: Path) -> Path:
     folder = tmp_path / "jsoc"
@@ -248,3 +290,30 @@ def test_ingest_catalogues_a_jsoc_query(archive: Path, tmp_path: Path, monkeypat
     obs = load_catalog(str(tmp_path / "catalog")).observations
     assert set(obs["instrument"]) == {"HMI"} and set(obs["channel"]) == {"magnetogram"}
     assert sorted(Path(u).name for u in obs["uri"]) == sorted(exported_name(t) for t in MATCHING)
+
+
+def test_fetch_exports_an_aia_series(aia_archive: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    with JsocServer(aia_archive) as server:
+        paths = fetch(server, dest, uri=AIA_URI)
+        requests = server.requests
+    expected = sorted(aia_name(t) for t in AIA_MATCHING)
+    assert sorted(Path(p).name for p in paths) == expected
+    for t_rec in AIA_MATCHING:
+        assert (dest / aia_name(t_rec)).read_bytes() == (aia_archive / aia_name(t_rec)).read_bytes()
+    [export] = [r.params for r in requests if r.params.get("op") == "exp_request"]
+    assert export["ds"] == AIA_URI.removeprefix("jsoc:")
+    assert export["filenamefmt"] == "aia.lev1_euv_12s.{T_REC:A}.{WAVELNTH}.{segment}"
+
+
+def test_ingest_catalogues_an_aia_query(aia_archive: Path, tmp_path: Path, monkeypatch, ray_session) -> None:
+    from heliobench.catalog.ingest import ingest
+    from heliobench.catalog.tables import load_catalog
+
+    with JsocServer(aia_archive) as server:
+        monkeypatch.setenv("HELIOBENCH_JSOC_URL", server.url)
+        monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+        summary = ingest([AIA_URI], str(tmp_path / "catalog"), download_dir=str(tmp_path / "downloads"), progress=False)
+    assert summary.new_observations == len(AIA_MATCHING) and summary.new_quarantined == 0
+    obs = load_catalog(str(tmp_path / "catalog")).observations
+    assert set(obs["instrument"]) == {"AIA"} and set(obs["channel"]) == {"171"}

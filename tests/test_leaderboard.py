@@ -46,7 +46,7 @@ def _entry(entry_id: str, model: str, config: str, primary: float, seed: int | N
     return LeaderboardEntry(
         benchmark=benchmark, entry_id=entry_id, kind="run", model=model, config_key=config, seed=seed,
         metrics={"iou_pooled_05": primary, **extra}, n_parameters=1000, worker_hours=0.5, dataset_hash="abc123",
-        submitter="alice", created=T0 + timedelta(hours=len(entry_id)),
+        submitter="alice", created=T0 + timedelta(hours=len(entry_id)), dataset="sdo_sim",
     )
 
 
@@ -228,7 +228,7 @@ while not (folder / "go").exists():
     time.sleep(0.01)
 for i in range(8):
     table.add_entry(LeaderboardEntry("b", f"{who}-{i}", "run", who, who, i, {"x": float(i)}, None, None, "h", who,
-                                     datetime.now(timezone.utc)))
+                                     datetime.now(timezone.utc), "sdo_sim"))
 """
 
 

@@ -210,7 +210,7 @@ def _noisy_gzip() -> bytes:
 
 
 BAD_INPUTS = {
-    "text.fits": (lambda: b"This is not a FITS file\n", "not a FITS or JPEG 2000 file"),
+    "text.fits": (lambda: b"This is not a FITS file\n", "not a FITS, JPEG 2000, PNG or JPEG file"),
     "empty.fits": (lambda: b"", "empty file"),
     "truncated.fits": (lambda: _plain(_disk_image(), AIA_CARDS)[:40000], "truncated FITS file"),
     "truncated_header.fits": (lambda: _compressed(_disk_image(), AIA_CARDS)[:3000], "truncated or corrupt FITS"),
@@ -248,7 +248,7 @@ def test_corrupt_compressed_tiles_fail_on_decompression_only() -> None:
 def test_readers_judge_content_not_file_names() -> None:
     raw = _compressed(_disk_image(), AIA_CARDS)
     assert read_header(raw, "mem://odd/name.txt").channel == "171"
-    with pytest.raises(ReaderError, match="not a FITS or JPEG 2000"):
+    with pytest.raises(ReaderError, match="not a FITS, JPEG 2000, PNG or JPEG"):
         read_header(b"SIMPLE but not really", "mem://odd/name.fits")
 
 
@@ -592,7 +592,7 @@ def test_image_mask_pair_errors(tmp_path: Path) -> None:
     image, text = tmp_path / "a.png", tmp_path / "b.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
     text.write_text("not an image")
-    with pytest.raises(ReaderError, match="not a readable image"):
+    with pytest.raises(ReaderError, match="not a readable PNG/JPEG image"):
         read_image_mask_pair(image, text)
     Image.fromarray(np.zeros((8, 16), np.uint8)).save(text)
     with pytest.raises(ReaderError, match="does not cover image"):

@@ -102,6 +102,8 @@ def build_catalog(n_rows: int, seed: int = 0):
             pl.lit(wave, pl.Float64).alias("wavelength_angstrom"),
             pl.lit(2.0 if inst == "AIA" else None, pl.Float64).alias("exposure_s"),
             pl.lit(0, pl.Int64).alias("quality"),
+            pl.lit("LIGHT" if inst == "AIA" else None, pl.String).alias("image_type"),
+            pl.lit(False).alias("display_scaled"),
             pl.lit("1" if inst == "AIA" else "1.5").alias("level"),
             pl.lit(bunit).alias("bunit"),
             pl.lit("HPLN-TAN").alias("ctype1"),

@@ -86,7 +86,7 @@ def build_table(uri: str, entries: int, seeds: int) -> int:
             benchmark=spec.name, entry_id=f"run{i:06d}", kind="run", model=c["model"], config_key=config_key(identity),
             seed=c["seed"], metrics={k.removeprefix("test_"): v for k, v in c["metrics"].items()},
             n_parameters=int(c["params"]["n_parameters"]), worker_hours=0.5, dataset_hash="f" * 64,
-            submitter=c["tags"]["mlflow.user"], created=start + timedelta(minutes=i)))
+            submitter=c["tags"]["mlflow.user"], created=start + timedelta(minutes=i), dataset=spec.dataset))
     if Path(uri).exists():
         Path(uri).unlink()
     LeaderboardTable(uri).add_entries(rows)

@@ -7,6 +7,7 @@ Errors a user can cause are printed as one clear line (exit status 2), not a tra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -19,6 +20,16 @@ from heliobench.errors import ConfigError, HelioBenchError
 from heliobench.tracking.submission_format import SUBMISSION_FORMAT
 
 VERBS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+#: Where a verb's result goes: the caller's standard output. While a verb runs, the process's
+#: standard output is standard error, so that Ray's worker and raylet log lines never mix
+#: into the JSON or table a verb prints (``heliobench train ... | jq .run_id`` works).
+_result_stream = sys.stdout
+
+
+def emit(*values: object) -> None:
+    """Print a verb's result (to the standard output the command was started with)."""
+    print(*values, file=_result_stream, flush=True)
 
 
 def verb(name: str) -> Callable:
@@ -44,8 +55,8 @@ def inclusive_end(end: str) -> str:
 def _print_frames(frames: dict[str, pl.DataFrame]) -> None:
     with pl.Config(tbl_rows=60, tbl_cols=12, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
         for title, df in frames.items():
-            print(f"\n{title}:")
-            print(df if df.height else "  (none)")
+            emit(f"\n{title}:")
+            emit(df if df.height else "  (none)")
 
 
 @verb("sim")
@@ -53,7 +64,7 @@ def _sim(a: argparse.Namespace) -> int:
     from heliobench.archive.sim import simulate_archive
 
     s = simulate_archive(a.out, a.start, inclusive_end(a.end), a.cadence, size=a.size, seed=a.seed, halpha_size=a.halpha_size, progress=not a.quiet)
-    print(json.dumps(s.__dict__ if hasattr(s, "__dict__") else s, indent=1, default=str))
+    emit(json.dumps(s.__dict__ if hasattr(s, "__dict__") else s, indent=1, default=str))
     return 0
 
 
@@ -62,7 +73,7 @@ def _ingest(a: argparse.Namespace) -> int:
     from heliobench.catalog.ingest import ingest
 
     s = ingest(a.sources, a.catalog, download_dir=a.download_dir, progress=not a.quiet)
-    print(
+    emit(
         f"ingest: {s.files_seen} files seen, {s.files_read} read ({s.unchanged} unchanged), "
         f"{s.new_observations} observations, {s.new_labels} label files, {s.new_quarantined} quarantined "
         f"in {s.seconds:.1f} s ({s.files_per_second:.1f} files/s)\n"
@@ -76,10 +87,11 @@ def _ingest(a: argparse.Namespace) -> int:
 def _catalog(a: argparse.Namespace) -> int:
     from heliobench.catalog.summary import summarize
     from heliobench.catalog.tables import load_catalog
+    from heliobench.specs import load_card
 
-    frames = summarize(load_catalog(a.catalog))
+    frames = summarize(load_catalog(a.catalog), load_card(a.card) if a.card else None)
     if a.json:
-        print(json.dumps({k: v.to_dicts() for k, v in frames.items()}, indent=1, default=str))
+        emit(json.dumps({k: v.to_dicts() for k, v in frames.items()}, indent=1, default=str))
     else:
         _print_frames(frames)
     return 0
@@ -94,9 +106,10 @@ def _split(a: argparse.Namespace) -> int:
     from heliobench.storage import join
 
     card = load_card(a.card)
+    scheme = a.scheme or card.default_split_scheme
     tables = load_catalog(a.catalog)
-    manifest, paired = make_manifest(tables, card, a.scheme)
-    out = a.out or join(a.catalog, f"manifest-{card.name}-{a.scheme}.parquet")
+    manifest, paired = make_manifest(tables, card, scheme)
+    out = a.out or join(a.catalog, f"manifest-{card.name}-{scheme}.parquet")
     write_manifest(manifest, out)
     report = audit(manifest, tables, card)
     result = {
@@ -105,11 +118,12 @@ def _split(a: argparse.Namespace) -> int:
         "samples": manifest.counts(),
         "references": paired.references,
         "unmatched_by_member": paired.unmatched_by_member,
+        "removed_by_rule": paired.removed_by_rule,
         "dropped_in_buffer": manifest.metadata["dropped_in_buffer"],
         "outside_splits": manifest.metadata["outside_splits"],
         "leakage_audit": report.summary(),
     }
-    print(json.dumps(result, indent=1, default=str))
+    emit(json.dumps(result, indent=1, default=str))
     return 0 if report.clean or not a.fail_on_leak else 1
 
 
@@ -119,7 +133,7 @@ def _shard(a: argparse.Namespace) -> int:
     from heliobench.specs import load_card
 
     s = write_shards(a.manifest, load_card(a.card), a.out, size_px=a.size, splits=tuple(a.split), samples_per_shard=a.samples_per_shard, members=tuple(a.members) if a.members else None, progress=not a.quiet)
-    print(json.dumps(s.__dict__, indent=1))
+    emit(json.dumps(s.__dict__, indent=1))
     return 0
 
 
@@ -128,7 +142,7 @@ def _inspect(a: argparse.Namespace) -> int:
     from heliobench.archive.readers import format_inspection, inspect_uri
 
     info = inspect_uri(a.uri)
-    print(json.dumps(info, indent=1, default=str) if a.json else format_inspection(info))
+    emit(json.dumps(info, indent=1, default=str) if a.json else format_inspection(info))
     return 0
 
 
@@ -143,7 +157,7 @@ def _demo(a: argparse.Namespace) -> int:
 def _bench(a: argparse.Namespace):
     from heliobench.specs import load_benchmark
 
-    spec = load_benchmark(a.benchmark)
+    spec = load_benchmark(a.benchmark).on_dataset(a.dataset)
     return spec.with_overrides(a.set) if getattr(a, "set", None) else spec
 
 
@@ -163,7 +177,7 @@ def _train(a: argparse.Namespace) -> int:
     r = train(spec, _shards(a, spec), workers=a.workers, use_gpu=a.gpu, tracking_uri=a.tracking_uri, storage=a.storage,
               run_name=a.run_name, resume=a.resume)
     val = {k: round(v, 4) for k, v in r.metrics.items() if k.startswith("val_") or k in ("train_loss", "worker_hours")}
-    print(json.dumps({"run_id": r.run_id, "run_name": r.run_name, "seconds": round(r.seconds, 1), "metrics": val}, indent=1))
+    emit(json.dumps({"run_id": r.run_id, "run_name": r.run_name, "seconds": round(r.seconds, 1), "metrics": val}, indent=1))
     return 0
 
 
@@ -173,7 +187,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 
     spec = _bench(a)
     metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
-    print(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
+    emit(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
     return 0
 
 
@@ -189,7 +203,7 @@ def _predict(a: argparse.Namespace) -> int:
         options[key.strip()] = value.strip()
     records = predict_files(_bench(a), a.run, a.inputs, a.out, tracking_uri=a.tracking_uri, options=options)
     for r in records:
-        print(json.dumps({k: v for k, v in r.items() if isinstance(v, (str, int, float, list))}, default=str))
+        emit(json.dumps({k: v for k, v in r.items() if isinstance(v, (str, int, float, list))}, default=str))
     return 0
 
 
@@ -202,7 +216,7 @@ def _tune(a: argparse.Namespace) -> int:
     s = tune_benchmark(spec, load_search_space(a.space or spec.name), _shards(a, spec), num_samples=a.num_samples,
                        scheduler=a.scheduler, resume=a.resume, tracking_uri=a.tracking_uri, storage=a.storage, name=a.name,
                        use_gpu=a.gpu)
-    print(json.dumps(s.__dict__, indent=1, default=str))
+    emit(json.dumps(s.__dict__, indent=1, default=str))
     return 0
 
 
@@ -210,7 +224,7 @@ def _tune(a: argparse.Namespace) -> int:
 def _leaderboard(a: argparse.Namespace) -> int:
     from heliobench.specs import load_benchmark, project_root
     from heliobench.tracking.html import write_leaderboard_html
-    from heliobench.tracking.leaderboard import LeaderboardTable, format_leaderboard, rank
+    from heliobench.tracking.leaderboard import LeaderboardTable, datasets_ranked, format_leaderboard, rank
 
     table = LeaderboardTable()
     names = [a.benchmark] if a.benchmark else sorted(p.stem for p in (project_root() / "benchmarks").glob("*.yaml"))
@@ -218,14 +232,16 @@ def _leaderboard(a: argparse.Namespace) -> int:
     if a.rebuild:
         from heliobench.tracking.runs import connect
 
-        print(f"leaderboard: {table.rebuild_from_mlflow(connect(a.tracking_uri), specs)} entries rebuilt from MLflow into {table.uri}")
+        emit(f"leaderboard: {table.rebuild_from_mlflow(connect(a.tracking_uri), specs)} entries rebuilt from MLflow into {table.uri}")
     if a.html:
-        print(f"leaderboard page: {write_leaderboard_html(table, specs, a.html)}")
+        emit(f"leaderboard page: {write_leaderboard_html(table, specs, a.html)}")
         return 0
-    for spec in specs:
-        if a.format == "table":
-            print(f"\n{spec.name} — {spec.title} (primary: {spec.primary_metric}, {spec.direction})")
-        print(format_leaderboard(rank(table, spec), a.format))
+    for base in specs:
+        for card in [a.dataset] if a.dataset else datasets_ranked(table, base):
+            spec = base.on_dataset(card)
+            if a.format == "table":
+                emit(f"\n{spec.name} on {spec.dataset}/{spec.split_scheme} — {spec.title} (primary: {spec.primary_metric}, {spec.direction})")
+            emit(format_leaderboard(rank(table, spec), a.format))
     return 0
 
 
@@ -234,7 +250,7 @@ def _submit(a: argparse.Namespace) -> int:
     from heliobench.engine.submit import submit
 
     entry = submit(_bench(a), a.predictions, a.name, _shards(a, _bench(a)), tracking_uri=a.tracking_uri)
-    print(json.dumps({"entry": entry.entry_id, "model": entry.model, "metrics": entry.metrics}, indent=1, default=str))
+    emit(json.dumps({"entry": entry.entry_id, "model": entry.model, "metrics": entry.metrics}, indent=1, default=str))
     return 0
 
 
@@ -260,19 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ingest", parents=[common], help="catalogue archive files (folders, s3:// prefixes, JSOC queries) into parquet",
                        description="Read every file's header in parallel with Ray Data into CATALOG/catalog.parquet (observations), labels.parquet (label files) and quarantine.parquet (unreadable files with the reason). Incremental: unchanged files are not read again.")
-    s.add_argument("sources", nargs="+", metavar="SOURCE", help="a local path, s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL), or jsoc:SERIES[RECORDSET]")
+    s.add_argument("sources", nargs="+", metavar="SOURCE", help="a local path, s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL), jsoc:SERIES[RECORDSET], hek:AR,CH[START/END][@FRM] (HEK events, a JSON file per day), srs:START/END (NOAA SRS reports), helioviewer:AIA_193[START/END@CADENCE] (Helioviewer JP2) or kso:START/END (Kanzelhöhe H-alpha); START/END in ISO 8601 UTC, a date-only END included; service URLs from HELIOBENCH_{JSOC,HEK,SRS,HELIOVIEWER,KSO}_URL")
     s.add_argument("--catalog", required=True, help="catalog folder (local or s3://) to create or update")
-    s.add_argument("--download-dir", help="where JSOC exports are downloaded (needed for jsoc: sources)")
+    s.add_argument("--download-dir", help="where fetched files are downloaded (needed for jsoc:, hek:, srs:, helioviewer: and kso: sources)")
 
     s = sub.add_parser("catalog", parents=[common], help="summarise a catalog: counts per instrument, channel, year; labels; quarantine")
     s.add_argument("catalog", help="catalog folder written by `heliobench ingest`")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    s.add_argument("--card", help="dataset card whose selection rules (require:) to count: observations each rule removes, per member")
 
     s = sub.add_parser("split", parents=[common], help="pair observations and freeze a temporal split manifest, with a leakage audit",
                        description="Pair the card's members in time, assign samples to train/val/test by the named split scheme, write a frozen manifest (parquet) and print its content hash and a leakage audit (observations, HEK tracks and NOAA regions in two splits).")
     s.add_argument("card", help="dataset card: a name in datasets/ (e.g. sdo_sim) or a path inside it")
     s.add_argument("--catalog", required=True, help="catalog folder")
-    s.add_argument("--scheme", default="park2019", help="split scheme of the card (default park2019; strict adds a Carrington-rotation buffer)")
+    s.add_argument("--scheme", help="split scheme of the card (default: the card's default_scheme, else its first; the SDO cards' "
+                                    "park2019 is Park et al. 2019's split, strict adds a Carrington-rotation buffer)")
     s.add_argument("--out", help="manifest path (default CATALOG/manifest-CARD-SCHEME.parquet)")
     s.add_argument("--fail-on-leak", action="store_true", help="exit with status 1 when the audit finds a leak")
 
@@ -292,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     eng = argparse.ArgumentParser(add_help=False)
     eng.add_argument("benchmark", help="benchmark spec: a name in benchmarks/ (e.g. ch_segmentation) or a path inside it")
+    eng.add_argument("--dataset", metavar="CARD", help="run the benchmark on another dataset card (e.g. aia193_ch_pairs): its split "
+                                                     "scheme and the spec's settings for it (`datasets:` in the spec); default: the spec's own")
     eng.add_argument("--shards", help="shard folder (default WORKSPACE/shards/DATASET-SCHEME-RESOLUTION)")
     eng.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite in the workspace $HELIOBENCH_WORKSPACE)")
 
@@ -329,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("leaderboard", parents=[common], help="rank models per benchmark (table, JSON, CSV or an HTML page)")
     s.add_argument("benchmark", nargs="?", help="one benchmark (default: all)")
+    s.add_argument("--dataset", metavar="CARD", help="only the rows scored on this dataset card (default: every card, each ranked apart)")
     s.add_argument("--split", default="test", choices=["test"], help="the split ranked (only the frozen test split is ranked)")
     s.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default table)")
     s.add_argument("--html", metavar="DIR", help="write a static page for all benchmarks with plots into DIR")
@@ -359,8 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.address:
         os.environ["RAY_ADDRESS"] = args.address
+    global _result_stream
+    _result_stream = sys.stdout
     try:
-        return VERBS[args.verb](args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return VERBS[args.verb](args)
     except HelioBenchError as exc:
         print(f"heliobench {args.verb}: error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from heliobench.catalog.splits import SPLITS, Manifest, read_manifest
 from heliobench.errors import HelioBenchError, ReaderError
 from heliobench.prep import Pipeline, default_pipeline
+from heliobench.prep.base import PrepError
 from heliobench.raysession import ensure_ray
 from heliobench.specs import DatasetCard
 from heliobench.storage import filesystem, join, read_bytes, with_retries, write_bytes_atomic
@@ -50,7 +51,7 @@ def member_pipelines(card: DatasetCard, size_px: int) -> dict[str, Pipeline]:
         if key in card.preprocessing:
             out[m.key] = Pipeline.from_config(card.preprocessing[key], source=f"dataset card {card.name}: preprocessing.{key}")
         else:
-            out[m.key] = default_pipeline(m.instrument or "AIA", size_px)
+            out[m.key] = default_pipeline(m.instrument or "AIA", size_px, m.channel)
     return out
 
 
@@ -74,14 +75,17 @@ def prepare_sample(card: DatasetCard, row: dict, pipelines: dict[str, Pipeline])
     for m in card.members:
         if m.label is None:
             uri = row[f"{m.key}_uri"]
-            images[m.key] = pipelines[m.key].run(read_map(read_bytes(uri), uri))[0]
+            try:
+                images[m.key] = pipelines[m.key].run(read_map(read_bytes(uri), uri))[0]
+            except PrepError as exc:
+                raise PrepError(f"{uri}: {exc}") from None
             out[m.key] = images[m.key].data.astype(np.float32)
     t = datetime.fromisoformat(row["time"]).replace(tzinfo=timezone.utc)
     for m in card.members:
         if m.label is not None:
             uri = row[f"{m.key}_uri"]
             ctx = LabelContext(m, t + timedelta(minutes=m.offset_min), pipelines[m.key], images.get(m.grid or ""),
-                               row.get(f"{m.grid}_uri") if m.grid else None)
+                               row.get(f"{m.grid}_uri") if m.grid else None, m.tolerance_min or card.tolerance_min)
             out[m.key] = encode_label(read_bytes(uri), uri, ctx)
     return out
 
@@ -93,7 +97,7 @@ def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], 
     for row in rows:
         try:
             sample = prepare_sample(card, row, pipelines)
-        except ReaderError as exc:
+        except (ReaderError, PrepError) as exc:
             raise HelioBenchError(f"sample {row['sample_id']}: {exc}") from None
         for key, value in sample.items():
             columns[key].append(value)
@@ -140,7 +144,9 @@ def write_shards(
 ) -> ShardSummary:
     """Preprocess every sample of ``manifest_uri`` into shards under ``out`` (resumable).
 
-    ``members`` restricts the shards to some of the card's member keys (default: all).
+    ``members`` restricts the shards to some of the card's member keys (default: all). A
+    manifest keeps samples without an ``optional`` member (null URI): writing shards with
+    that member is an error naming the sample, raised before any work.
     """
     import ray.data
 
@@ -153,6 +159,7 @@ def write_shards(
         if unknown:
             raise HelioBenchError(f"dataset card {card.name}: no member(s) {', '.join(unknown)}")
         card = card.model_copy(update={"members": [m for m in card.members if m.key in members]})
+    manifest.check_complete([m.key for m in card.members], splits)  # a missing optional member: an error, before any work
     pipelines = member_pipelines(card, size_px)
     prep_hash = preprocessing_hash(pipelines)
     fs, root = filesystem(out)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from heliobench.errors import ConfigError
 
@@ -33,15 +33,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LabelTable(_Strict):
+    """How a label member reads its quality table (a CSV with a header row, or a JSON list
+    of records): the column of each image's file name (``file``) and of its observation
+    time (``time``, ISO 8601) — at least one of them, a row being found by file name first
+    —, the column of its quality class (``quality``), and ``classes``, the table's values
+    mapped to HelioBench's 1 (Q1, clear) or 2 (Q2, degraded). A value not in ``classes``
+    is an error, never a default. ``degradation``: an optional column of degradation kinds
+    (:data:`heliobench.prep.labels.quality.DEGRADATION_KINDS`); ``delimiter``: the CSV's,
+    sniffed when not given. Column names and class values are matched exactly.
+    """
+
+    file: str | None = None
+    time: str | None = None
+    quality: str
+    classes: dict[str, Literal[1, 2]] = Field(min_length=1)
+    degradation: str | None = None
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _values_as_text(cls, value: Any) -> Any:
+        """YAML reads ``{1: 1}`` with an integer key; the table's values are text."""
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _row_key(self) -> "LabelTable":
+        if self.file is None and self.time is None:
+            raise ValueError("give the column of file names (file), of observation times (time), or both")
+        return self
+
+
 class Member(_Strict):
     """One part of a sample: an observation (instrument + channel) or a label kind.
 
     A member joins the sample at the reference time plus ``offset_min`` (negative: an
-    earlier frame, as the previous frame of a tracking pair), with the ``nearest``
-    observation within ``tolerance_min`` (default: the card's), or with the latest one
-    at or ``before`` that time (label files covering a period, such as a day's HEK
-    events or SRS). A label member encodes its file on the registered grid of the
-    observation member named by ``grid``.
+    earlier frame, as the previous frame of a tracking pair), the target time. An
+    observation member takes the observation nearest the target within ``tolerance_min``
+    (default: the card's); ``match: before`` only one at or before it. A label member
+    takes the label file whose ``[time_start, time_end]`` contains the target, the latest
+    starting one among several (a day's HEK file before a month's); else the file nearest
+    the target within the tolerance, so a point-in-time label (a mask) is the nearest
+    one as for observations, and ``match: before`` never takes a file starting after the
+    target (see :func:`heliobench.catalog.pairing.pair`). An ``optional`` member may be
+    missing: the sample is kept with a null ``<key>_uri`` (the reference cannot be
+    optional). A label member encodes its file on the registered grid of the
+    observation member named by ``grid``. A ``filter`` keeps only the records of a label
+    catalog whose fields have the given values (HEK: ``{event_type: CH, frm_name: SPoCA}``);
+    a ``hek`` member with a filter is the mask of those events' outlines. A ``table``
+    member (label kind ``table``: any CSV or JSON table with a time per row) says how to
+    read its file in ``table`` (:class:`LabelTable`).
     """
 
     key: str = Field(pattern=r"^[a-z0-9_]+$")
@@ -51,7 +92,10 @@ class Member(_Strict):
     offset_min: float = 0.0
     tolerance_min: float | None = Field(default=None, gt=0)
     match: str = Field(default="nearest", pattern=r"^(nearest|before)$")
+    optional: bool = False
     grid: str | None = None
+    filter: dict[str, str] | None = None
+    table: LabelTable | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Member":
@@ -59,6 +103,12 @@ class Member(_Strict):
             raise ValueError("give either instrument and channel, or label")
         if self.grid is not None and self.label is None:
             raise ValueError("only a label member has a grid")
+        if self.filter is not None and self.label is None:
+            raise ValueError("only a label member has a filter")
+        if self.table is not None and self.label is None:
+            raise ValueError("only a label member has a table")
+        if self.label == "table" and self.table is None:
+            raise ValueError("a member with label: table needs `table:` (its file, time, quality columns and classes)")
         return self
 
 
@@ -109,6 +159,45 @@ class SplitScheme(_Strict):
         }
 
 
+class ValueRange(_Strict):
+    """An inclusive range ``{min: .., max: ..}``; either end may be left open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "ValueRange":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}")
+        return self
+
+
+class ObservationRule(_Strict):
+    """What an observation must satisfy to be paired, on its catalog columns.
+
+    ``quality``: the QUALITY word must equal it (0: nominal); ``exposure_s``: the exposure
+    time must lie in the range; ``image_type``: IMG_TYPE must equal it (upper case, AIA
+    ``LIGHT``). A file without the value (no EXPTIME, no IMG_TYPE) fails the rule: a
+    missing value never passes.
+    """
+
+    quality: int | None = None
+    exposure_s: ValueRange | None = None
+    image_type: str | None = None
+
+    @field_validator("image_type")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        """The catalog holds IMG_TYPE in upper case."""
+        return value.upper() if value is not None else None
+
+    def rules(self) -> dict[str, Any]:
+        """The rules that are set, by column."""
+        return {k: v for k, v in self if v is not None}
+
+
 class DatasetCard(_Strict):
     """A dataset: what a sample holds, how members pair in time, and its split schemes."""
 
@@ -122,7 +211,11 @@ class DatasetCard(_Strict):
     tolerance_min: float = Field(gt=0)
     cadence: str | None = None
     split_schemes: dict[str, SplitScheme] = Field(min_length=1)
+    default_scheme: str | None = None
     preprocessing: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    #: Selection rules by instrument (``{AIA: {quality: 0, image_type: LIGHT}}``), applied to
+    #: the card's observation members of that instrument before pairing.
+    require: dict[str, ObservationRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _reference_known(self) -> "DatasetCard":
@@ -137,7 +230,22 @@ class DatasetCard(_Strict):
         for m in self.members:
             if m.grid is not None and (m.grid not in keys or self.member(m.grid).label is not None):
                 raise ValueError(f"member {m.key}: grid {m.grid!r} is not an observation member")
+        if self.default_scheme is not None and self.default_scheme not in self.split_schemes:
+            raise ValueError(f"default_scheme {self.default_scheme!r} is not a split scheme ({', '.join(self.split_schemes)})")
+        if ref.optional:
+            raise ValueError(f"the reference member {ref.key!r} cannot be optional")
+        instruments = sorted({m.instrument for m in self.members if m.instrument is not None})
+        for name, rule in self.require.items():
+            if name not in instruments:
+                raise ValueError(f"require.{name}: no observation member of instrument {name!r} (members: {', '.join(instruments)})")
+            if not rule.rules():
+                raise ValueError(f"require.{name}: no rule given (quality, exposure_s, image_type)")
         return self
+
+    @property
+    def default_split_scheme(self) -> str:
+        """The scheme used when none is named: ``default_scheme``, else the first one listed."""
+        return self.default_scheme or next(iter(self.split_schemes))
 
     def member(self, key: str) -> Member:
         """The member called ``key``."""
@@ -237,12 +345,41 @@ class BenchmarkSpec(_Strict):
     evaluation: dict[str, Any] = Field(default_factory=dict)
     citation: str
     notes: str | None = None
+    #: Per dataset card the benchmark runs on besides its own: the split scheme and the
+    #: spec sections that differ there (``training``, ``model``, ``input_scaling``, ...),
+    #: merged key by key into the spec by :meth:`on_dataset`.
+    datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _primary_listed(self) -> "BenchmarkSpec":
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics")
+        for card, settings in self.datasets.items():
+            unknown = sorted(set(settings) - _DATASET_SECTIONS)
+            if unknown:
+                raise ValueError(f"datasets.{card}: unknown key(s) {unknown}; allowed: {sorted(_DATASET_SECTIONS)}")
+            try:
+                BenchmarkSpec.model_validate(_merged(self.model_dump(exclude={"datasets"}), settings))
+            except ValidationError as exc:
+                raise ValueError(f"datasets.{card}: " + "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
         return self
+
+    def on_dataset(self, name: str | None) -> "BenchmarkSpec":
+        """The benchmark on dataset card ``name`` (None or its own: unchanged).
+
+        The card's split scheme is the one ``datasets.NAME.split_scheme`` names, else the
+        card's default; the other settings under ``datasets.NAME`` replace the spec's.
+        The card must hold the benchmark's input and target members.
+        """
+        if name is None or name == self.dataset:
+            return self
+        card = load_card(name)
+        settings = dict(self.datasets.get(card.name, {}))
+        settings.setdefault("split_scheme", card.default_split_scheme)
+        spec = BenchmarkSpec.model_validate(_merged(self.model_dump(), {"dataset": card.name, **settings}))
+        spec.card()
+        return spec
 
     def card(self) -> DatasetCard:
         """The dataset card, checked to hold the inputs, targets and split scheme."""
@@ -279,6 +416,18 @@ class BenchmarkSpec(_Strict):
             return BenchmarkSpec.model_validate(data)
         except ValidationError as exc:
             raise ConfigError("; ".join(f"--set: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+
+
+#: What ``datasets.CARD`` of a benchmark spec may set.
+_DATASET_SECTIONS = {"split_scheme", "resolution_px", "input_scaling", "model", "training", "evaluation", "notes"}
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, mappings key by key and other values replaced."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def load_benchmark(name_or_path: str) -> BenchmarkSpec:

@@ -51,14 +51,18 @@ def redact(text: str) -> str:
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem serving ``uri`` and the path inside it."""
+    """The filesystem serving ``uri`` and the path inside it.
+
+    fsspec's chained URLs work too: ``zip://MEMBER::/path/archive.zip`` (or
+    ``::s3://bucket/archive.zip``) is the file MEMBER inside that ZIP archive.
+    """
+    opts: dict = {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    if endpoint and "s3://" in uri:
+        opts["endpoint_url"] = endpoint
     if uri.startswith("s3://"):
-        opts: dict = {}
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-        if endpoint:
-            opts["endpoint_url"] = endpoint
         return url_to_fs(uri, **opts)
-    return url_to_fs(uri)
+    return url_to_fs(uri, s3=opts) if opts else url_to_fs(uri)
 
 
 def join(uri: str, *parts: str) -> str:

@@ -29,15 +29,17 @@ class ObservationRecord:
     instrument: str  # one of INSTRUMENTS
     channel: str  # "171", "193", ... for EUV/UV; "magnetogram", "continuum", "halpha", "bitmap", ...
     obs_time: datetime  # timezone-aware UTC
-    file_format: str  # "fits", "fits.gz", "jp2"
+    file_format: str  # "fits", "fits.gz", "jp2", "png", "jpeg"
     data_kind: str  # "full_disk", "partial_disk", "cea_patch"
     nx: int
     ny: int
     wavelength_angstrom: float | None = None
     exposure_s: float | None = None
     quality: int = 0  # the instrument's QUALITY word (0 = nominal)
+    image_type: str | None = None  # IMG_TYPE, upper case: AIA "LIGHT" or "DARK"
     level: str | None = None  # "1", "1.5", ...
-    bunit: str | None = None
+    bunit: str | None = None  # the unit of the source image (of the original FITS where display_scaled)
+    display_scaled: bool = False  # pixels are display values (HB_PIXEL = 'display'), not physical units
     ctype1: str | None = None
     ctype2: str | None = None
     cunit1: str | None = None
@@ -68,6 +70,7 @@ _PA_TYPES = {
     "str": pa.string(),
     "str | None": pa.string(),
     "int": pa.int64(),
+    "bool": pa.bool_(),
     "float | None": pa.float64(),
     "datetime": pa.timestamp("us", tz="UTC"),
 }

@@ -86,7 +86,7 @@ def audit(manifest: Manifest, tables: CatalogTables, card: DatasetCard) -> Leaka
 
     obs = pl.concat(
         [manifest.samples.select(pl.col(f"{m.key}_uri").alias("uri"), "split") for m in card.members]
-    )
+    ).drop_nulls("uri")  # a missing optional member is no file
     ranges = card.scheme(manifest.scheme).ranges()
     lo = min(a for a, _ in ranges.values())
     hi = max(b for _, b in ranges.values())

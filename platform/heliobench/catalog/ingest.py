@@ -3,6 +3,11 @@
 Idempotent and incremental: a file whose URI, size and modification stamp are already
 catalogued is not read again; a changed file replaces its own row (never a duplicate);
 an unreadable file goes to quarantine with its reason and the run carries on.
+
+An archive of label files (SCSS-Net ZIP) gives one row per file inside it, under the
+member's URI ``zip://MEMBER::ARCHIVE`` with the member's checksum, and the archive's size
+and stamp (what incremental ingest compares); a bad member is quarantined alone under its
+own URI. :func:`source_uri` maps such a URI back to the file that was listed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from heliobench.archive.labels import detect_label
+from heliobench.archive.labels import LabelFile, detect_labels
 from heliobench.archive.readers import read_header
 from heliobench.archive.observation import CATALOG_SCHEMA
 from heliobench.catalog.sources import SourceFile, list_source
@@ -57,35 +62,49 @@ class IngestSummary:
         return self.files_read / self.seconds if self.seconds > 0 else 0.0
 
 
-def read_one(uri: str, size_bytes: int, stamp: str) -> dict:
-    """Read one file and classify it: an observation, a label file, or quarantine."""
+def source_uri(uri: str) -> str:
+    """The listed file a catalog URI comes from: the archive of ``zip://MEMBER::ARCHIVE``, else ``uri``."""
+    return uri.rsplit("::", 1)[-1]
+
+
+def read_one(uri: str, size_bytes: int, stamp: str) -> list[dict]:
+    """Read one file and classify it: an observation, label file(s), or quarantine; one row
+    per label file it holds (an archive's members), else one row."""
     now = datetime.now(timezone.utc)
     row: dict = {"uri": uri, "size_bytes": size_bytes, "source_mtime": stamp, "ingested_at": now}
     try:
         raw = read_bytes(uri)
     except (StorageError, OSError) as exc:
-        return row | {"status": "quarantine", "reason": f"cannot read: {exc}"}
+        return [row | {"status": "quarantine", "reason": f"cannot read: {exc}"}]
     row["size_bytes"] = len(raw)
     row["checksum"] = hashlib.sha256(raw).hexdigest()
     if not raw:
-        return row | {"status": "quarantine", "reason": "empty file"}
+        return [row | {"status": "quarantine", "reason": "empty file"}]
     try:
-        label = detect_label(raw, uri)
-        if label is not None:
-            return row | {"status": "label", "kind": label.kind, "time_start": label.time_start, "time_end": label.time_end}
+        labels = detect_labels(raw, uri)
+        if labels is not None:
+            return [_label_row(row, label) for label in labels]
         record = read_header(raw, uri)
     except ReaderError as exc:
-        return row | {"status": "quarantine", "reason": exc.reason}
-    return row | record.to_row() | {"status": "observation"}
+        return [row | {"status": "quarantine", "reason": exc.reason}]
+    return [row | record.to_row() | {"status": "observation"}]
+
+
+def _label_row(row: dict, label: LabelFile | ReaderError) -> dict:
+    """The result row of one label file found in the file of ``row`` (its own URI and checksum when inside an archive)."""
+    if isinstance(label, ReaderError):
+        return row | {"uri": label.uri, "checksum": None, "status": "quarantine", "reason": label.reason}
+    return row | {"uri": label.uri or row["uri"], "checksum": label.checksum or row["checksum"], "status": "label",
+                  "kind": label.kind, "time_start": label.time_start, "time_end": label.time_end}
 
 
 def _read_batch(batch: dict[str, np.ndarray]) -> pa.Table:
-    rows = [read_one(str(u), int(s), str(m)) for u, s, m in zip(batch["uri"], batch["size_bytes"], batch["stamp"])]
+    rows = [r for u, s, m in zip(batch["uri"], batch["size_bytes"], batch["stamp"]) for r in read_one(str(u), int(s), str(m))]
     return pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA)
 
 
 def read_files(files: list[SourceFile], progress: bool = True) -> pl.DataFrame:
-    """Read ``files`` in parallel with Ray Data; one result row per file."""
+    """Read ``files`` in parallel with Ray Data; one result row per file (per label file of an archive)."""
     import ray
     import ray.data
 
@@ -123,7 +142,8 @@ def _read_files_surviving_node_loss(files: list[SourceFile], progress: bool, att
 
 
 def _replace(old: pl.DataFrame, new: pl.DataFrame, reread: set[str], sort: list[str]) -> pl.DataFrame:
-    kept = old.filter(~pl.col("uri").is_in(list(reread)))
+    """``old`` without the rows of the files read again (archive members too), plus ``new``."""
+    kept = old.filter(~pl.col("uri").str.split("::").list.last().is_in(list(reread)))
     return pl.concat([kept, new.select(old.columns).cast(old.schema)], how="vertical").sort(sort, nulls_last=True)
 
 
@@ -132,13 +152,13 @@ def ingest(sources: list[str], catalog: str, download_dir: str | None = None, pr
     t0 = time.perf_counter()
     files: dict[str, SourceFile] = {}
     for source in sources:
-        for f in list_source(source, download_dir):
+        for f in list_source(source, download_dir, progress):
             files[f.uri] = f
     tables = load_catalog(catalog, must_exist=False)
     known: dict[str, tuple[int, str]] = {}
     for df in (tables.observations, tables.labels, tables.quarantine):
         for uri, size, stamp in df.select("uri", "size_bytes", "source_mtime").iter_rows():
-            known[uri] = (size, stamp)
+            known[source_uri(uri)] = (size, stamp)
     todo = [f for f in files.values() if known.get(f.uri) != (f.size_bytes, f.stamp)]
     result = _read_files_surviving_node_loss(todo, progress)
     reread = {f.uri for f in todo}

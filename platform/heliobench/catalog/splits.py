@@ -45,6 +45,18 @@ class Manifest:
         """Samples per split."""
         return {s: self.split(s).height for s in SPLITS}
 
+    def check_complete(self, keys: list[str], splits: tuple[str, ...] = SPLITS) -> None:
+        """Raise naming the first sample of ``splits`` without member ``keys`` (an optional
+        member that was not found: its ``<key>_uri`` is null)."""
+        rows = self.samples.filter(pl.col("split").is_in(list(splits)))
+        for key in keys:
+            missing = rows.filter(pl.col(f"{key}_uri").is_null())
+            if missing.height:
+                raise HelioBenchError(
+                    f"sample {missing['sample_id'][0]}: optional member {key!r} is missing ({missing.height} samples "
+                    f"of card {self.card} lack it); leave it out with --members, or use a card where it is required"
+                )
+
 
 def assign_splits(samples: pl.DataFrame, scheme: SplitScheme) -> tuple[pl.DataFrame, int, int]:
     """Samples with a ``split`` column; also how many fell in buffers and outside all splits."""
@@ -63,12 +75,15 @@ def assign_splits(samples: pl.DataFrame, scheme: SplitScheme) -> tuple[pl.DataFr
 def _hash(card: DatasetCard, scheme_name: str, samples: pl.DataFrame) -> str:
     h = hashlib.sha256()
     definition = {
-        "members": [m.model_dump() for m in card.members],
+        # fields added since (optional, require) enter only when set: older manifests keep their hash
+        "members": [m.model_dump(exclude=None if m.optional else {"optional"}) for m in card.members],
         "reference": card.reference,
         "tolerance_min": card.tolerance_min,
         "scheme": scheme_name,
         "ranges": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in card.scheme(scheme_name).ranges().items()},
     }
+    if card.require:
+        definition["require"] = {k: r.model_dump(exclude_none=True) for k, r in card.require.items()}
     h.update(json.dumps(definition, sort_keys=True).encode())
     cols = ["sample_id", "split"] + [f"{m.key}_checksum" for m in card.members]
     for row in samples.sort("sample_id").select(cols).iter_rows():
@@ -87,6 +102,7 @@ def make_manifest(tables: CatalogTables, card: DatasetCard, scheme_name: str) ->
         "scheme": scheme_name,
         "references": paired.references,
         "unmatched_by_member": paired.unmatched_by_member,
+        "removed_by_rule": paired.removed_by_rule,
         "dropped_in_buffer": in_buffer,
         "outside_splits": outside,
         "created_at": datetime.now().astimezone().isoformat(timespec="seconds"),

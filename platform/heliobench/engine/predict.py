@@ -1,9 +1,11 @@
 """``heliobench predict``: a trained model on files a user brings (FITS, JP2, PNG).
 
-FITS and JP2 inputs go through the dataset card's preprocessing pipeline for the
-benchmark's first input member — the very code that made the training shards. PNG/JPEG
-inputs are display-scaled images already (as SCSS-Net's training PNGs): converted to
-grey in [0, 1] and resized. The task writes its outputs (masks, boxes, translated
+FITS and JP2 inputs, and full-disk PNG/JPEG browse images whose file name gives the
+instrument, channel and time (:mod:`heliobench.archive.readers.raster`), go through the
+dataset card's preprocessing pipeline for the benchmark's first input member — the very
+code that made the training shards. Other PNG/JPEG inputs (cut-outs, figures) are taken
+as display images already framed like the model's inputs: converted to grey in [0, 1]
+and resized. The task writes its outputs (masks, boxes, translated
 channels, quality maps) with :meth:`~heliobench.tasks.base.Task.predict_files`.
 """
 
@@ -42,6 +44,17 @@ def _raster(raw: bytes, uri: str, size: int) -> np.ndarray:
     return np.flipud(np.asarray(img, dtype=np.float32) / 255.0)  # row 0 = south, as registered maps
 
 
+def _names_observation(uri: str) -> bool:
+    """Whether a PNG/JPEG's name gives instrument, channel and time (a full-disk browse image)."""
+    from heliobench.archive.readers.raster import name_parts
+
+    try:
+        name_parts(uri)
+    except ReaderError:
+        return False
+    return True
+
+
 def wcs_header(image: PrepImage) -> fits.Header:
     """A FITS header with the registered image's helioprojective WCS, time and observer radius."""
     h = fits.Header()
@@ -74,7 +87,7 @@ def predict_files(spec: BenchmarkSpec, run_id: str, inputs: list[str], out: str,
     for uri in inputs:
         raw = read_bytes(uri)
         stem = Path(uri).name.split(".")[0]
-        if raw.startswith(_RASTER):
+        if raw.startswith(_RASTER) and not _names_observation(uri):
             images.append(InputImage(stem, _raster(raw, uri, trained.resolution_px), None))
         else:
             image, _ = pipeline.run(read_map(raw, uri))

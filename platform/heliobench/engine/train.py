@@ -150,6 +150,7 @@ def train(
         n_params = sum(p.numel() for p in task.build_model(spec).parameters())
         run = client.create_run(exp, run_name=run_name, tags={
             runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "train", "heliobench.model": spec.model.name, "mlflow.user": runs.user(),
+            "heliobench.dataset": spec.dataset,
             "heliobench.git_commit": runs.git_commit(), "heliobench.manifest_hash": index["manifest_hash"],
             "heliobench.preprocessing_hash": index["preprocessing_hash"], "heliobench.shards": shards,
         })

@@ -12,6 +12,7 @@ import numpy as np
 import sunpy.map
 
 from heliobench.archive.observation import INSTRUMENTS
+from heliobench.archive.readers.keywords import display_scaled
 
 #: Instruments whose channel is an observable (read from the header's CONTENT), not a wavelength.
 _MAGNETOGRAPHS = ("HMI", "MDI")
@@ -38,6 +39,7 @@ class PrepImage:
     instrument: str
     channel: str
     exposure_s: float | None
+    display_scaled: bool = False  # display values (HB_PIXEL = 'display'): no photometric calibration applies
 
     @classmethod
     def from_map(
@@ -46,8 +48,16 @@ class PrepImage:
         """Read pixels and geometry from a sunpy Map with a helioprojective WCS.
 
         ``instrument`` and ``channel`` override what is guessed from the header (pass the
-        catalog's values where they are known).
+        catalog's values where they are known). A map in any other frame (a CEA patch in
+        heliographic degrees) is a :class:`~heliobench.prep.base.PrepError`: its pixels
+        are not on the disk as seen from the observer.
         """
+        from heliobench.prep.base import PrepError
+
+        ctypes = [str(smap.meta.get(f"ctype{i}", "")).upper().replace("_", "-") for i in (1, 2)]
+        if not (ctypes[0].startswith(("HPLN", "SOLAR-X")) and ctypes[1].startswith(("HPLT", "SOLAR-Y"))):  # SOLAR-X: old MDI/EIT
+            raise PrepError(f"a {'/'.join(ctypes)} image is not helioprojective (a CEA or heliographic patch): "
+                            "it cannot be registered onto the solar disk")
         per_px = u.arcsec / u.pix
         name = instrument or _instrument_name(smap)
         scale = (smap.scale[0].to_value(per_px), smap.scale[1].to_value(per_px))
@@ -70,6 +80,7 @@ class PrepImage:
             instrument=name,
             channel=channel or _channel_name(smap, name),
             exposure_s=None if smap.exposure_time is None else float(smap.exposure_time.to_value(u.s)),
+            display_scaled=display_scaled(smap.meta),
         )
 
     @property
@@ -150,7 +161,9 @@ def _channel_name(smap: sunpy.map.GenericMap, instrument: str) -> str:
     if instrument == "KSO":
         return "halpha"
     if instrument not in _MAGNETOGRAPHS and smap.wavelength is not None:
-        return str(round(smap.wavelength.to_value(u.AA)))
+        wavelength = smap.wavelength
+        # without WAVEUNIT (PROBA2/SWAP) sunpy leaves WAVELNTH unitless: FITS means Angstrom then
+        return str(round(wavelength.value if wavelength.unit == u.dimensionless_unscaled else wavelength.to_value(u.AA)))
     words = " ".join(
         str(v or "") for v in (smap.measurement, smap.meta.get("content"), smap.meta.get("obs_mode"))
     ).lower()

@@ -45,6 +45,17 @@ AIA_FOV_ARCSEC = 4096 * 0.6
 #: Disk radius / image width in the default pipelines: a 976" Sun in AIA's field (as SDOML).
 DISK_RADIUS_FRACTION = 976.0 / AIA_FOV_ARCSEC
 
+
+
+def registered_disk_mask(size_px: int, fraction: float = 0.99) -> np.ndarray:
+    """Pixels within ``fraction`` of the disk radius on a ``size_px``² grid of the default pipelines
+    (centre (n − 1)/2, radius n · DISK_RADIUS_FRACTION); binning a registered image by a whole
+    factor keeps this geometry."""
+    centre = (size_px - 1) / 2
+    yy, xx = np.ogrid[:size_px, :size_px]
+    return np.hypot(xx - centre, yy - centre) < fraction * size_px * DISK_RADIUS_FRACTION
+
+
 #: Keys a recorded step (``Pipeline.describe()``) carries besides its parameters.
 _RECORD_KEYS = ("step", "version", "hash")
 
@@ -107,11 +118,16 @@ class Pipeline:
         return f"Pipeline({list(self.steps)!r})"
 
 
-def default_pipeline(instrument: str, size_px: int) -> Pipeline:
+def default_pipeline(instrument: str, size_px: int, channel: str | None = None) -> Pipeline:
     """The standard preprocessing of an instrument, registered to ``size_px``² with a fixed disk radius.
 
-    AIA: register, exposure normalisation, degradation hook (identity), NaN -> 0.
-    HMI (line-of-sight magnetograms): register, clip ±3000 G -> [-1, 1] (Park et al. 2019), NaN -> 0.
+    AIA: register, exposure normalisation, degradation correction (aiapy's factor from the
+    response table aiapy ships, see :class:`DegradationCorrection`), NaN -> 0. The pointing
+    is the level-1 header's (CRPIX/CRVAL/CROTA2): no aiapy pointing table is fetched.
+    Display-scaled images (Helioviewer JPEG 2000, PNG) skip both photometric steps.
+    HMI line-of-sight magnetograms (``channel`` None or ``magnetogram``): register, clip
+    ±3000 G -> [-1, 1] (Park et al. 2019), NaN -> 0; other HMI channels (continuum,
+    Dopplergrams): register, NaN -> 0.
     KSO H-alpha: register, limb-darkening normalisation, NaN -> 0.
 
     Registering first means the per-image divisions (exposure, degradation) touch the
@@ -121,9 +137,10 @@ def default_pipeline(instrument: str, size_px: int) -> Pipeline:
     """
     radius_px = positive_int("default_pipeline", "size_px", size_px) * DISK_RADIUS_FRACTION
     register = Register(size_px, radius_px=radius_px)
+    field = channel in (None, "magnetogram")
     steps = {
-        "AIA": [register, ExposureNormalize(), DegradationCorrection(None), FillNaN(0.0)],
-        "HMI": [register, ClipScale(-3000.0, 3000.0, -1.0, 1.0), FillNaN(0.0)],
+        "AIA": [register, ExposureNormalize(), DegradationCorrection(), FillNaN(0.0)],
+        "HMI": [register, ClipScale(-3000.0, 3000.0, -1.0, 1.0), FillNaN(0.0)] if field else [register, FillNaN(0.0)],
         "KSO": [register, LimbDarkeningNormalize(5), FillNaN(0.0)],
     }
     key = instrument.upper()

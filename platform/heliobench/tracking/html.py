@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from heliobench.specs import BenchmarkSpec
-from heliobench.tracking.leaderboard import LeaderboardTable, rank
+from heliobench.tracking.leaderboard import LeaderboardTable, datasets_ranked, rank
 
 TITLE = "HelioBench leaderboard"
 _CSS = """
@@ -117,30 +117,33 @@ def _table(df: pl.DataFrame, spec: BenchmarkSpec) -> str:
     return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def _section(table: LeaderboardTable, spec: BenchmarkSpec, out_dir: Path) -> str:
+def _section(table: LeaderboardTable, spec: BenchmarkSpec, out_dir: Path, anchor: str) -> str:
+    """One benchmark on one dataset card; ``anchor`` names its section and plot files."""
     df = rank(table, spec)
     intro = (f"<h2>{escape(spec.title)}</h2><p>Benchmark <code>{escape(spec.name)}</code>, primary metric "
-             f"<code>{escape(spec.primary_metric)}</code> ({escape(spec.direction)}), dataset <code>{escape(spec.dataset)}</code>.</p>")
+             f"<code>{escape(spec.primary_metric)}</code> ({escape(spec.direction)}), dataset <code>{escape(spec.dataset)}</code>, split scheme <code>{escape(spec.split_scheme)}</code>.</p>")
     if df.is_empty():
         body = '<p class="empty">No entries yet: evaluate a run or record a submission to appear here.</p>'
-        return f'<section id="bench-{escape(spec.name)}">{intro}{body}</section>'
+        return f'<section id="bench-{escape(anchor)}">{intro}{body}</section>'
     figures, note = [], ""
-    if _compute_plot(df, spec, out_dir / f"{spec.name}_compute.png"):
-        figures.append((f"{spec.name}_compute.png", f"{spec.primary_metric} against compute"))
+    if _compute_plot(df, spec, out_dir / f"{anchor}_compute.png"):
+        figures.append((f"{anchor}_compute.png", f"{spec.primary_metric} against compute"))
     else:
         note = '<p class="empty">No entry records its compute (worker-hours), so there is no compute plot.</p>'
-    _interval_plot(df, spec, out_dir / f"{spec.name}_intervals.png")
-    figures.append((f"{spec.name}_intervals.png", f"{spec.primary_metric} per configuration with 95% intervals"))
+    _interval_plot(df, spec, out_dir / f"{anchor}_intervals.png")
+    figures.append((f"{anchor}_intervals.png", f"{spec.primary_metric} per configuration with 95% intervals"))
     imgs = "".join(f'<figure><img src="{escape(src)}" alt="{escape(alt)}"><figcaption>{escape(alt)}</figcaption></figure>'
                    for src, alt in figures)
-    return f'<section id="bench-{escape(spec.name)}">{intro}{_table(df, spec)}{note}{imgs}</section>'
+    return f'<section id="bench-{escape(anchor)}">{intro}{_table(df, spec)}{note}{imgs}</section>'
 
 
 def write_leaderboard_html(table: LeaderboardTable, specs: list[BenchmarkSpec], out_dir: Path | str) -> Path:
     """Write ``index.html`` and its plots for all ``specs`` into ``out_dir``; returns the page."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sections = "".join(_section(table, spec, out) for spec in specs)
+    # each benchmark on its own card first, then on every other card it has entries for
+    sections = "".join(_section(table, base.on_dataset(card), out, base.name if card == base.dataset else f"{base.name}-{card}")
+                       for base in specs for card in datasets_ranked(table, base))
     nav = "".join(f'<a href="#bench-{escape(s.name)}">{escape(s.name)}</a>' for s in specs)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -41,6 +41,7 @@ TAG_MODEL = "heliobench.model"
 TAG_MANIFEST = "heliobench.manifest_hash"
 TAG_SUBMITTER = "heliobench.submitter"
 TAG_PREDICTIONS = "heliobench.predictions_sha256"
+TAG_DATASET = "heliobench.dataset"
 SEED_PARAM = "training.seed"
 #: Tags that, with the params, say which configuration a run is.
 IDENTITY_TAGS = (runs.TAG_KIND, TAG_MODEL, TAG_MANIFEST, TAG_PREDICTIONS)
@@ -58,6 +59,7 @@ SCHEMA = pl.Schema({
     "dataset_hash": pl.String,
     "submitter": pl.String,
     "created": pl.Datetime("us", "UTC"),
+    "dataset": pl.String,
 })
 FORMATS = ("table", "json", "csv")
 
@@ -78,6 +80,7 @@ class LeaderboardEntry:
     dataset_hash: str
     submitter: str
     created: datetime
+    dataset: str  # the dataset card the model was scored on: rows of different cards are never ranked together
 
     def row(self) -> dict[str, object]:
         """The entry as a table row."""
@@ -117,6 +120,7 @@ def _entry(run: Run, spec: BenchmarkSpec, owner: str | None = None) -> Leaderboa
         dataset_hash=tags[TAG_MANIFEST],
         submitter=owner or tags.get(TAG_SUBMITTER) or tags.get("mlflow.user") or "unknown",
         created=datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc),
+        dataset=tags.get(TAG_DATASET) or params.get("dataset") or spec.dataset,
     )
 
 
@@ -222,8 +226,15 @@ def _metric(name: str) -> pl.Expr:
     return pl.col("metrics").list.eval(value).list.first().alias(name)
 
 
+def datasets_ranked(table: LeaderboardTable, spec: BenchmarkSpec) -> list[str]:
+    """The dataset cards with entries for ``spec``'s benchmark: its own card first, then by name."""
+    present = set(table.read().filter(pl.col("benchmark") == spec.name)["dataset"].to_list())
+    return [spec.dataset] + sorted(present - {spec.dataset})
+
+
 def rank(table: LeaderboardTable, spec: BenchmarkSpec) -> pl.DataFrame:
-    """The ranked leaderboard of ``spec``: one row per configuration (seeds grouped).
+    """The ranked leaderboard of ``spec`` on its dataset card (``spec.dataset``; see
+    :meth:`BenchmarkSpec.on_dataset`): one row per configuration (seeds grouped).
 
     Columns: ``rank``, ``model``, the primary metric's mean, ``<primary>_std`` (over seeds,
     0 for one), ``<primary>_ci_low``/``_ci_high`` (see the module docstring), the other
@@ -233,7 +244,7 @@ def rank(table: LeaderboardTable, spec: BenchmarkSpec) -> pl.DataFrame:
     p = spec.primary_metric
     low, high = f"{p}_ci_low", f"{p}_ci_high"
     others = [m for m in spec.metrics if m != p]
-    entries = table.read().filter(pl.col("benchmark") == spec.name)
+    entries = table.read().filter((pl.col("benchmark") == spec.name) & (pl.col("dataset") == spec.dataset))
     entries = entries.with_columns(*(_metric(m) for m in (p, low, high, *others)))
     groups = entries.group_by("model", "config_key").agg(
         pl.col(p).mean(),

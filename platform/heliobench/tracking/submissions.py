@@ -14,6 +14,7 @@ from heliobench.errors import HelioBenchError
 from heliobench.specs import BenchmarkSpec
 from heliobench.tracking import runs
 from heliobench.tracking.leaderboard import (
+    TAG_DATASET,
     TAG_LEADERBOARD,
     TAG_MANIFEST,
     TAG_MODEL,
@@ -146,6 +147,7 @@ def record_submission(
     tags = {
         runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "submission", TAG_LEADERBOARD: "1", TAG_SUBMITTER: submitter,
         TAG_MODEL: name, TAG_MANIFEST: dataset_hash, TAG_PREDICTIONS: _sha256(Path(predictions_path)),
+        TAG_DATASET: spec.dataset,
     }
     run = client.create_run(runs.experiment_id(client, spec.name), run_name=f"submission-{name}", tags=tags)
     run_id = run.info.run_id

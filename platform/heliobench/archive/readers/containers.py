@@ -5,6 +5,10 @@ gzipped) and JPEG 2000 with an XML-boxed FITS header.
 decompressed, a JPEG 2000 codestream is not decoded); :attr:`ImageFile.decode` decodes
 the pixels when they are wanted. Every failure becomes a :class:`ReaderError` that
 names the file and says what is wrong with it.
+
+JPEG 2000 headers are read with tag names in any case; pixels that are display values
+(Helioviewer's 8-bit scaled images) are marked ``HB_PIXEL = 'display'`` in the header
+(:data:`heliobench.archive.readers.keywords.PIXEL_KIND_KEY`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 
 from heliobench.archive.readers.formats import describe_start, detect_format
+from heliobench.archive.readers.keywords import DISPLAY_PIXELS, PIXEL_KIND_KEY, number
 from heliobench.errors import ReaderError
 
 
@@ -40,7 +45,8 @@ class ImageFile:
 
 
 def open_image(raw: bytes, uri: str) -> ImageFile:
-    """The image held by ``raw``: a FITS, gzipped FITS or JPEG 2000 file."""
+    """The image held by ``raw``: a FITS, gzipped FITS or JPEG 2000 file, or a PNG/JPEG
+    full-disk browse image (:mod:`heliobench.archive.readers.raster`)."""
     kind = detect_format(raw)
     if kind == "fits":
         return _open_fits(raw, uri, "fits")
@@ -48,13 +54,17 @@ def open_image(raw: bytes, uri: str) -> ImageFile:
         return _open_fits(_gunzip(raw, uri), uri, "fits.gz")
     if kind == "jp2":
         return _open_jp2(raw, uri)
+    if kind in ("png", "jpeg"):
+        from heliobench.archive.readers.raster import open_raster
+
+        return open_raster(raw, uri, kind)
     if kind == "empty":
         raise ReaderError(uri, "empty file (0 bytes)")
     if kind == "j2k":
         raise ReaderError(uri, "a bare JPEG 2000 codestream without JP2 boxes: there is no FITS header to read")
     if kind == "gzip":
         raise ReaderError(uri, "a gzip file that does not hold FITS (or whose stream is corrupt)")
-    raise ReaderError(uri, f"not a FITS or JPEG 2000 file (content starts with {describe_start(raw)})")
+    raise ReaderError(uri, f"not a FITS, JPEG 2000, PNG or JPEG file (content starts with {describe_start(raw)})")
 
 
 def _gunzip(raw: bytes, uri: str) -> bytes:
@@ -266,23 +276,71 @@ def _xml_value(text: str | None) -> Any:
     return value
 
 
-def _jp2_fits_header(boxes: list, uri: str) -> dict[str, Any]:
+def _tag(element: Any) -> str | None:
+    """An XML element's tag in upper case (FITS keywords are; files write either case),
+    None for comments and processing instructions."""
+    return element.tag.upper() if isinstance(element.tag, str) else None
+
+
+def _jp2_fits_header(boxes: list, uri: str) -> tuple[dict[str, Any], bool]:
+    """The FITS keywords of the first XML box holding ``<fits>``, and whether that box also
+    holds Helioviewer's ``<helioviewer>`` section.
+
+    Tag names are matched in any case and keywords returned in upper case: Helioviewer's
+    JP2Gen writes ``<INSTRUME>``, sunpy's JP2 writer (and current Helioviewer files)
+    ``<instrume>``.
+    """
     for box in boxes:
         if box.box_id != "xml " or box.xml is None:
             continue
         root = box.xml.getroot()
-        element = root if root.tag == "fits" else root.find("fits")
+        sections = {_tag(child): child for child in reversed(root)}  # the first of a name wins
+        element = root if _tag(root) == "FITS" else sections.get("FITS")
         if element is None:
             continue
         header: dict[str, Any] = {}
         for child in element:
-            if isinstance(child.tag, str) and child.tag not in ("COMMENT", "HISTORY") and child.tag not in header:
-                header[child.tag] = _xml_value(child.text)
-        return header
+            key = _tag(child)
+            if key and key not in ("COMMENT", "HISTORY") and key not in header:
+                header[key] = _xml_value(child.text)
+        return header, "HELIOVIEWER" in sections
     raise ReaderError(uri, "JPEG 2000 file without an embedded FITS header (no XML box holding <fits>)")
 
 
+def _bits_per_component(boxes: list, uri: str) -> int:
+    """The codestream's bit depth, from the JP2 image header box (``jp2h``/``ihdr``)."""
+    header_box = next((box for box in boxes if box.box_id == "jp2h"), None)
+    ihdr = next((sub for sub in getattr(header_box, "box", []) if sub.box_id == "ihdr"), None)
+    if ihdr is None:
+        raise ReaderError(uri, "JPEG 2000 file without an image header box (jp2h/ihdr): its bit depth is unknown")
+    return int(ihdr.bits_per_component)
+
+
+def _physical_scaling(header: dict[str, Any], bits: int, helioviewer: bool) -> tuple[float, float] | None:
+    """``(BSCALE, BZERO)`` that turn the codestream's values into the header's physical units,
+    or None when the pixels are display values that cannot be mapped back.
+
+    Helioviewer's JP2Gen (Helioviewer-Project/jp2gen, ``hv_write_jp2_lwg.pro``) writes
+    8-bit pixels scaled for viewing: divided by an exposure, clipped to ``dataMin..dataMax``,
+    log10- or sqrt-scaled and byte-scaled, with per-channel parameters from an IDL setup
+    file (e.g. ``sdo/aia/hvs_version6_aia.pro``). Its XML box records the source FITS
+    header and the setup file's name (``HV_COMMENT``, ``HV_HVS_DETAILS_FILENAME``), not
+    the scaling parameters (``HV_REVERSIBLE`` is the wavelet's losslessness); ``BITPIX``,
+    ``DATAMIN``/``DATAMAX`` and ``EXPTIME`` describe the original FITS image, not these
+    pixels. So a Helioviewer file, and any codestream with fewer bits than the header's
+    integer ``BITPIX`` (sunpy's JP2 writer casts to 8 bits), holds display values. Only a
+    codestream of the header's integer type at full depth holds the stored values, which
+    ``BSCALE``/``BZERO`` turn into physical units as in FITS.
+    """
+    bitpix = number(header, "BITPIX")
+    if helioviewer or bitpix is None or bitpix <= 0 or bits < bitpix:
+        return None
+    return number(header, "BSCALE") or 1.0, number(header, "BZERO") or 0.0
+
+
 def _open_jp2(raw: bytes, uri: str) -> ImageFile:
+    """A JPEG 2000 file's embedded FITS header and shape; display-scaled pixels are marked
+    ``HB_PIXEL = 'display'`` (see :func:`_physical_scaling`)."""
     import glymur
 
     with warnings.catch_warnings():
@@ -299,11 +357,15 @@ def _open_jp2(raw: bytes, uri: str) -> ImageFile:
             raise ReaderError(uri, f"truncated JPEG 2000 file: {len(raw)} bytes, but its '{box.box_id}' box ends at byte {end}")
     if len(shape) == 3 and shape[2] != 1:
         raise ReaderError(uri, f"JPEG 2000 image with {shape[2]} colour components; expected one (a science image)")
-    header = _jp2_fits_header(boxes, uri)
-    return ImageFile(uri, "jp2", header, (int(shape[0]), int(shape[1])), partial(_jp2_data, raw, uri))
+    header, helioviewer = _jp2_fits_header(boxes, uri)
+    scaling = _physical_scaling(header, _bits_per_component(boxes, uri), helioviewer)
+    if scaling is None:
+        header[PIXEL_KIND_KEY] = DISPLAY_PIXELS
+    return ImageFile(uri, "jp2", header, (int(shape[0]), int(shape[1])), partial(_jp2_data, raw, uri, scaling))
 
 
-def _jp2_data(raw: bytes, uri: str) -> np.ndarray:
+def _jp2_data(raw: bytes, uri: str, scaling: tuple[float, float] | None) -> np.ndarray:
+    """The decoded pixels, times BSCALE plus BZERO (float32) when ``scaling`` is not the identity."""
     import glymur
 
     with warnings.catch_warnings():
@@ -313,5 +375,7 @@ def _jp2_data(raw: bytes, uri: str) -> np.ndarray:
                 pixels = glymur.Jp2k(path)[:]
         except Exception as exc:  # openjpeg decode failures have many types
             raise ReaderError(uri, f"JPEG 2000 codestream cannot be decoded ({type(exc).__name__}: {exc})") from None
-    pixels = pixels.reshape(pixels.shape[:2])
-    return pixels[::-1]  # JPEG 2000 stores the top row first; FITS the bottom row
+    pixels = pixels.reshape(pixels.shape[:2])[::-1]  # JPEG 2000 stores the top row first; FITS the bottom row
+    if scaling is not None and scaling != (1.0, 0.0):
+        return pixels * np.float32(scaling[0]) + np.float32(scaling[1])
+    return pixels

@@ -14,6 +14,7 @@ JP2_MAGIC = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 J2K_CODESTREAM_MAGIC = b"\xff\x4f\xff\x51"
 ZIP_MAGIC = b"PK\x03\x04"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def gunzipped_head(raw: bytes, n: int = 64) -> bytes:
@@ -28,7 +29,7 @@ def detect_format(raw: bytes) -> str:
     """The format of ``raw`` judged by its content.
 
     One of ``fits``, ``fits.gz``, ``gzip`` (not FITS inside), ``jp2``, ``j2k`` (bare
-    codestream), ``zip``, ``png``, ``json``, ``srs``, ``scss``, ``empty`` or ``unknown``.
+    codestream), ``zip``, ``png``, ``jpeg``, ``json``, ``srs``, ``scss``, ``empty`` or ``unknown``.
     """
     if not raw:
         return "empty"
@@ -44,6 +45,8 @@ def detect_format(raw: bytes) -> str:
         return "zip"
     if raw.startswith(PNG_MAGIC):
         return "png"
+    if raw.startswith(JPEG_MAGIC):
+        return "jpeg"
     head = raw[:2000].decode("latin-1")
     stripped = head.lstrip("\ufeff \t\r\n")
     if stripped.startswith(("[", "{")):

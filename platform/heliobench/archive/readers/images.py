@@ -24,7 +24,16 @@ from sunpy.coordinates import frames
 from heliobench.archive.observation import ObservationRecord
 from heliobench.archive.readers import instruments
 from heliobench.archive.readers.containers import ImageFile, open_image
-from heliobench.archive.readers.keywords import Header, number, observation_time, processing_level, quality_word, text
+from heliobench.archive.readers.keywords import (
+    Header,
+    display_scaled,
+    image_type,
+    number,
+    observation_time,
+    processing_level,
+    quality_word,
+    text,
+)
 from heliobench.errors import ReaderError
 
 
@@ -138,8 +147,10 @@ def _record(observation: Observation, smap: sunpy.map.GenericMap) -> Observation
         wavelength_angstrom=instruments.wavelength_angstrom(header),
         exposure_s=number(header, "EXPTIME"),
         quality=quality_word(header, image.uri),
+        image_type=image_type(header),
         level=processing_level(header),
         bunit=text(header, "BUNIT"),
+        display_scaled=display_scaled(header),
         ctype1=smap.wcs.wcs.ctype[0],
         ctype2=smap.wcs.wcs.ctype[1],
         cunit1=smap.spatial_units.axis1.to_string(),

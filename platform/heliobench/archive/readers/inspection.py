@@ -130,6 +130,8 @@ _BY_FORMAT = {
     "fits": _image,
     "fits.gz": _image,
     "jp2": _observation,
+    "png": _observation,
+    "jpeg": _observation,
     "srs": _srs,
     "json": _hek,
     "zip": _scss_zip,
@@ -158,6 +160,12 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+_PIXEL_KINDS = {
+    True: "display-scaled: values for viewing, not physical units (never divided by the exposure)",
+    False: "physical units",
+}
+
+
 def _format_observation(d: dict[str, Any]) -> list[str]:
     distance_au = d["dsun_obs_m"] / _AU_M if d["dsun_obs_m"] else None
     disk = (
@@ -169,9 +177,10 @@ def _format_observation(d: dict[str, Any]) -> list[str]:
         f"{d['instrument']} {d['channel']} ({d['data_kind']}, {d['file_format']}, level {_fmt(d['level'])})",
         f"observed     {d['obs_time']}",
         f"shape        {d['ny']} x {d['nx']} pixels, unit {_fmt(d['bunit'])}",
+        f"pixels       {_PIXEL_KINDS[d['display_scaled']]}",
         f"plate scale  {_fmt(d['cdelt1'], 4)} x {_fmt(d['cdelt2'], 4)} {d['plate_scale_unit']}",
         f"disk         {disk}",
-        f"quality      {d['quality']}",
+        f"quality      {d['quality']}, image type {_fmt(d['image_type'])}",
         f"wavelength   {_fmt(d['wavelength_angstrom'], 1)} Angstrom, exposure {_fmt(d['exposure_s'], 3)} s",
         f"observer     {_fmt(d['observatory'])} at {_fmt(distance_au, 5)} AU from the Sun",
     ]

@@ -18,6 +18,12 @@ from heliobench.errors import ReaderError
 
 Header = dict[str, Any]
 
+#: The repaired-header keyword by which a reader marks pixels that are display values
+#: (8-bit, log/sqrt-scaled and clipped for viewing: Helioviewer JPEG 2000, PNG browse
+#: images) rather than physical units: ``HB_PIXEL = 'display'``. Absent: physical units.
+PIXEL_KIND_KEY = "HB_PIXEL"
+DISPLAY_PIXELS = "display"
+
 
 def text(header: Header, *keys: str) -> str | None:
     """The first non-empty value among ``keys``, as a stripped string."""
@@ -74,3 +80,17 @@ def processing_level(header: Header) -> str | None:
     if level is not None:
         return f"{level:g}"
     return text(header, "LVL_NUM", "LEVEL", "DATA_LEV")
+
+
+def display_scaled(header: Header) -> bool:
+    """Whether a reader marked the pixels as display values (``HB_PIXEL = 'display'``).
+
+    ``header`` may be a plain keyword dict or a sunpy ``MetaDict`` (case-insensitive).
+    """
+    return (text(header, PIXEL_KIND_KEY) or "").lower() == DISPLAY_PIXELS
+
+
+def image_type(header: Header) -> str | None:
+    """``IMG_TYPE`` in upper case (AIA: ``LIGHT`` or ``DARK``), None when absent."""
+    value = text(header, "IMG_TYPE")
+    return value.upper() if value else None

@@ -7,14 +7,14 @@ stored top first, are flipped): the image as float32 grey levels, the mask as ui
 
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
 from PIL import Image
 
 from heliobench.archive.readers.containers import open_image
-from heliobench.archive.readers.formats import describe_start, detect_format
+from heliobench.archive.readers.formats import detect_format
+from heliobench.archive.readers.raster import decode_raster
 from heliobench.errors import ReaderError
 from heliobench.storage import read_bytes
 
@@ -23,13 +23,7 @@ def _load(raw: bytes, uri: str) -> np.ndarray:
     """A 2-D array, row 0 at the bottom: a FITS image, or any PIL image converted to grey."""
     if detect_format(raw) in ("fits", "fits.gz"):
         return open_image(raw, uri).decode()
-    try:
-        with Image.open(io.BytesIO(raw)) as picture:
-            grey = picture.convert("F") if picture.mode in ("I", "I;16", "F") else picture.convert("L")
-            pixels = np.asarray(grey)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        raise ReaderError(uri, f"not a readable image file (content starts with {describe_start(raw)})") from None
-    return pixels[::-1]
+    return decode_raster(raw, uri)
 
 
 def _shrink_factor(shape: tuple[int, ...], target: tuple[int, int]) -> int | None:
@@ -48,7 +42,7 @@ def _resize_image(image: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((target[1], target[0]), Image.Resampling.BILINEAR))
 
 
-def _resize_mask(mask: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+def resize_mask(mask: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     """Block majority for whole-number shrink factors, nearest neighbour otherwise."""
     if mask.shape == target:
         return mask
@@ -75,4 +69,4 @@ def read_image_mask_pair(
             f"({image.shape[1]}x{image.shape[0]}): the aspect ratios differ",
         )
     target = (size, size) if size is not None else image.shape
-    return _resize_image(np.ascontiguousarray(image), target), _resize_mask(np.ascontiguousarray(mask), target)
+    return _resize_image(np.ascontiguousarray(image), target), resize_mask(np.ascontiguousarray(mask), target)

@@ -2,9 +2,15 @@
 
 Each label file has a ``DATE:`` line, a ``RADIUS:`` line (the disk radius in pixels of
 the 4096x4096 Helioviewer image the polygons were drawn on), then blocks ``CH: n`` or
-``AR: n``, each followed by its ``x y`` vertices. Vertex ``y`` counts rows from the top
-of that image (as PIL draws them), so it is flipped with respect to FITS/sunpy rows,
-which count from the bottom. The labels come in ZIP archives of such files.
+``AR: n``, each followed by its ``x y`` vertices. The labels come in ZIP archives of such
+files; a file inside one is addressed as ``zip://MEMBER::ARCHIVE`` (fsspec's chained URL).
+
+Geometry, as SCSS-Net publishes it (``src/custom_data_preparation.ipynb`` in
+space-lab-sk/scss-net): the vertices are drawn with PIL's ``ImageDraw.polygon`` on a blank
+4096x4096 canvas that is paired, unflipped, with the Helioviewer PNG of ``DATE``
+(north up, the disk centred, radius ``RADIUS``). So ``x`` is the column and ``y`` counts
+rows from the TOP of a north-up image, the reverse of FITS/sunpy rows, which count from
+the bottom: FITS row = 4095 - ``y``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -25,6 +31,9 @@ from heliobench.storage import read_bytes
 
 #: Side of the image grid the SCSS-Net vertices refer to (pixels).
 GRID_PX = 4096
+
+#: Maps offsets from the disk centre in disk radii (x west, y north) to 0-based pixel (x, y) of a grid.
+ToPixels = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 _BLOCK = re.compile(r"^(?P<kind>CH|AR)\s*:\s*\d+\s*$")
 
@@ -38,6 +47,12 @@ class ScssLabel:
     radius_px: float  # disk radius on the 4096-pixel grid
     kind: str  # "CH" (coronal holes), "AR" (active regions), "" when the file has no polygon
     polygons: tuple[np.ndarray, ...]  # each (n, 2): x, y (y = row from the top)
+
+    def polygons_in_radii(self) -> tuple[np.ndarray, ...]:
+        """Each polygon as ``(x, y)`` offsets from the disk centre in disk radii, ``x`` west
+        (right) and ``y`` north (up): the frame's centre is ((4096 - 1) / 2, (4096 - 1) / 2)."""
+        centre = (GRID_PX - 1) / 2
+        return tuple(np.column_stack([p[:, 0] - centre, centre - p[:, 1]]) / self.radius_px for p in self.polygons)
 
 
 def _value(line: str, key: str, uri: str, number: int) -> str:
@@ -56,6 +71,8 @@ def read_scss_label(text: str, uri: str) -> ScssLabel:
         radius = float(_value(lines[1], "RADIUS", uri, 2))
     except ValueError as exc:
         raise ReaderError(uri, f"invalid DATE or RADIUS line ({exc})") from None
+    if not radius > 0:
+        raise ReaderError(uri, f"line 2: the disk radius must be positive, found {radius}")
     kinds: set[str] = set()
     polygons: list[list[tuple[float, float]]] = []
     for number, line in enumerate(lines[2:], start=3):
@@ -82,14 +99,24 @@ def read_scss_label(text: str, uri: str) -> ScssLabel:
     )
 
 
-def iter_scss_zip(path: str | os.PathLike) -> Iterator[ScssLabel]:
-    """The labels of an SCSS-Net ZIP archive (local path or URI), in member order."""
-    uri = os.fspath(path)
-    yield from scss_labels_in_zip(read_bytes(uri), uri)
+def read_scss_bytes(raw: bytes, uri: str) -> ScssLabel:
+    """Parse the bytes of one SCSS-Net label file (UTF-8 text)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReaderError(uri, f"an SCSS label must be UTF-8 text ({exc})") from None
+    return read_scss_label(text, uri)
 
 
-def scss_labels_in_zip(raw: bytes, uri: str) -> Iterator[ScssLabel]:
-    """The labels held by the bytes of an SCSS-Net ZIP archive."""
+def member_uri(member: str, archive_uri: str) -> str:
+    """The URI of file ``member`` inside the ZIP archive ``archive_uri`` (``zip://MEMBER::ARCHIVE``)."""
+    return f"zip://{member}::{archive_uri}"
+
+
+def zip_members(raw: bytes, uri: str) -> Iterator[tuple[str, bytes | ReaderError]]:
+    """Each file of the ZIP archive ``raw`` (folders skipped), in member order: its URI and
+    its bytes, or the :class:`ReaderError` naming it when that member cannot be read
+    (bad CRC, truncated or unsupported compression). An unreadable archive raises."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
     except zipfile.BadZipFile as exc:
@@ -98,25 +125,59 @@ def scss_labels_in_zip(raw: bytes, uri: str) -> Iterator[ScssLabel]:
         for member in archive.namelist():
             if member.endswith("/"):
                 continue
-            member_uri = f"zip://{member}::{uri}"
             try:
-                text = archive.read(member).decode("utf-8")
-            except (zipfile.BadZipFile, UnicodeDecodeError, EOFError) as exc:
-                raise ReaderError(member_uri, f"archive member cannot be read ({exc})") from None
-            yield read_scss_label(text, member_uri)
+                yield member_uri(member, uri), archive.read(member)
+            except (zipfile.BadZipFile, EOFError, NotImplementedError, OSError) as exc:
+                yield member_uri(member, uri), ReaderError(member_uri(member, uri), f"archive member cannot be read ({exc})")
 
 
-def rasterize_scss(label: ScssLabel, size: int) -> np.ndarray:
-    """The label's polygons filled on a ``size`` x ``size`` grid (uint8 0/1).
+def iter_scss_zip(path: str | os.PathLike) -> Iterator[ScssLabel]:
+    """The labels of an SCSS-Net ZIP archive (local path or URI), in member order."""
+    uri = os.fspath(path)
+    yield from scss_labels_in_zip(read_bytes(uri), uri)
 
-    Row 0 is the bottom row (FITS/sunpy convention), like the Map of the image the
-    polygons were drawn on; polygons with fewer than three vertices are skipped.
+
+def scss_labels_in_zip(raw: bytes, uri: str) -> Iterator[ScssLabel]:
+    """The labels held by the bytes of an SCSS-Net ZIP archive (the first bad member raises)."""
+    for name, content in zip_members(raw, uri):
+        if isinstance(content, ReaderError):
+            raise content
+        yield read_scss_bytes(content, name)
+
+
+def fill_polygons(polygons: Iterable[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Polygons filled on an array of ``shape`` (uint8 0/1).
+
+    Vertices are 0-based pixel ``(x, y)`` = (column, row index of the array), pixel centres
+    at integers; vertices that are not finite are dropped, and polygons left with fewer than
+    three vertices are skipped.
     """
-    scale = size / GRID_PX
-    canvas = Image.new("L", (size, size), 0)
+    ny, nx = shape
+    canvas = Image.new("L", (nx, ny), 0)
     draw = ImageDraw.Draw(canvas)
-    for polygon in label.polygons:
-        if len(polygon) >= 3:
-            scaled = (polygon + 0.5) * scale - 0.5
-            draw.polygon([tuple(v) for v in scaled], fill=1)
-    return np.asarray(canvas, dtype=np.uint8)[::-1].copy()
+    for polygon in polygons:
+        vertices = np.asarray(polygon, dtype=float).reshape(-1, 2)
+        vertices = vertices[np.isfinite(vertices).all(axis=1)]
+        if len(vertices) >= 3:
+            draw.polygon([tuple(v) for v in vertices], fill=1)
+    return np.asarray(canvas, dtype=np.uint8).copy()
+
+
+def rasterize_scss(label: ScssLabel, size: int | tuple[int, int], to_pixels: ToPixels | None = None) -> np.ndarray:
+    """The label's polygons filled on a grid of ``size`` (``n`` for n x n, or ``(ny, nx)``), uint8 0/1.
+
+    Row 0 is the bottom row (FITS/sunpy convention). ``to_pixels`` places the polygons on
+    the grid from their offsets to the disk centre in disk radii (x west, y north; see
+    :meth:`ScssLabel.polygons_in_radii`), e.g. through an image's WCS; by default the grid
+    is the 4096-pixel frame the polygons were drawn on, scaled to ``size``: north up, the
+    disk centred with radius ``RADIUS * size / 4096``.
+    """
+    shape = (size, size) if isinstance(size, int) else size
+    if to_pixels is None:
+        ny, nx = shape
+
+        def to_pixels(dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return (nx - 1) / 2 + dx * label.radius_px * nx / GRID_PX, (ny - 1) / 2 + dy * label.radius_px * ny / GRID_PX
+
+    placed = (np.column_stack(to_pixels(p[:, 0], p[:, 1])) for p in label.polygons_in_radii())
+    return fill_polygons(placed, shape)

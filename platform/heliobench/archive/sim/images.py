@@ -76,13 +76,15 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
     return full_image(scene_, disk, off + 0.002 * q)
 
 
-def aia_image(channel: AIAChannel, scene_: Scene, rand: np.random.Generator) -> np.ndarray:
+def aia_image(channel: AIAChannel, scene_: Scene, rand: np.random.Generator, sensitivity: float = 1.0) -> np.ndarray:
     """Level-1 AIA counts with shot and read noise, int16 up to saturation.
 
     A pixel holds the mean DN of the native 4096-grid pixels it covers, so its noise is
     that of the native pixel reduced by the binning (Gaussian limit of the shot noise).
+    ``sensitivity`` is the channel's degradation factor at the time (1 = as at launch):
+    real level-1 counts fall with it, and the default pipeline divides it out again.
     """
-    expected = aia_expected_dn(channel, scene_)
+    expected = aia_expected_dn(channel, scene_) * sensitivity
     binned = (4096 / scene_.view.on_disk.shape[0]) ** 2
     variance = (np.maximum(expected, 0.0) * channel.dn_per_photon + AIA_READ_NOISE_DN**2) / binned
     counts = expected + np.sqrt(variance) * rand.standard_normal(expected.shape)

@@ -20,6 +20,7 @@ from heliobench.archive.sim.geometry import Observer, Pointing, disk_view, obser
 from heliobench.archive.sim.hek import hek_events
 from heliobench.archive.sim.streams import rng
 from heliobench.archive.sim.sun import SunModel
+from heliobench.prep.calibrate import aia_degradation
 
 #: Share of AIA images that lose rows in telemetry (and so get a non-zero QUALITY word).
 AIA_DATA_LOSS_SHARE = 0.005
@@ -75,10 +76,11 @@ def _aia_files(model: SunModel, t: datetime, config: SimConfig) -> tuple[list[tu
     key = _step_key(t)
     files = []
     for channel in AIA_CHANNELS.values():
-        image = images.aia_image(channel, scene, rng(config.seed, "noise", channel.wavelength, key))
+        date_obs = t + timedelta(seconds=channel.t_offset_s)
+        sensitivity = aia_degradation(str(channel.wavelength), date_obs)
+        image = images.aia_image(channel, scene, rng(config.seed, "noise", channel.wavelength, key), sensitivity)
         image[aia_lost_rows(config.seed, channel.wavelength, t, config.size)] = fitsfiles.INT16_BLANK
         quality = aia_quality_word(image)
-        date_obs = t + timedelta(seconds=channel.t_offset_s)
         t_rec = (date_obs + timedelta(seconds=channel.exptime_s / 2 + 0.5)).replace(microsecond=0)
         header = fitsfiles.aia_header(channel, date_obs, t_rec, pointing, observer, image, quality)
         files.append((paths.aia_path(channel, t_rec), fitsfiles.jsoc_bytes(image, header)))

@@ -5,28 +5,38 @@ raw file into a fixed-shape numpy array: masks become ``uint8`` images carried t
 geometric preprocessing steps; event and region catalogs (HEK, SRS) become padded box
 tables in the registered pixels of the member named by the card's ``grid``; quality
 tables become the sample's quality class. Encoders live in one module per kind.
+
+Polygon labels (SCSS-Net files, HEK outlines) are drawn on the native grid of the card's
+``grid`` image (:func:`grid_map`) and then registered like a mask (:func:`registered_mask`).
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import sunpy.map
 
-from heliobench.errors import ConfigError
+from heliobench.errors import ConfigError, ReaderError
 from heliobench.prep.image import PrepImage
 from heliobench.prep.pipeline import Pipeline
 from heliobench.specs import Member
 
-#: Label kind → ``module:function`` of its encoder.
+#: Label kind → ``module:function`` of its encoder. A ``hek`` member with a ``filter`` is
+#: encoded as ``hek_outlines`` (the mask of the selected events' outlines).
 ENCODERS = {
     "ch_mask": "heliobench.prep.labels.masks:encode_mask",
     "ar_mask": "heliobench.prep.labels.masks:encode_mask",
     "halpha_quality": "heliobench.prep.labels.quality:encode_quality",
+    "table": "heliobench.prep.labels.quality:encode_quality",  # a quality table read as its member's `table:` says
     "hek": "heliobench.prep.labels.hek:encode_hek",
+    "hek_outlines": "heliobench.prep.labels.hek_outlines:encode_hek_outlines",
     "srs": "heliobench.prep.labels.srs:encode_srs",
+    "scss_ch": "heliobench.prep.labels.scss:encode_scss",
+    "scss_ar": "heliobench.prep.labels.scss:encode_scss",
 }
 
 
@@ -39,12 +49,42 @@ class LabelContext:
     pipeline: Pipeline  # the label member's pipeline (masks follow its geometric steps)
     grid: PrepImage | None  # the registered image of the member's ``grid`` (None without one)
     grid_uri: str | None  # the file that image came from
+    tolerance_min: float | None = None  # the card's pairing tolerance (None: not given)
 
 
 def encode_label(raw: bytes, uri: str, ctx: LabelContext) -> np.ndarray:
     """The shard array of label file ``uri`` for one sample."""
     kind = ctx.member.label or ""
+    if kind == "hek" and ctx.member.filter:
+        kind = "hek_outlines"
     if kind not in ENCODERS:
         raise ConfigError(f"member {ctx.member.key}: no encoder for label kind {kind!r} (known: {', '.join(ENCODERS)})")
     module, name = ENCODERS[kind].split(":")
     return getattr(importlib.import_module(module), name)(raw, uri, ctx)
+
+
+def grid_map(uri: str, ctx: LabelContext) -> sunpy.map.GenericMap:
+    """The native grid of the member's ``grid`` image, read from its header only: a Map of
+    zeros with the image's shape and repaired WCS (label file ``uri`` is named when the
+    member has no grid)."""
+    from heliobench.archive.readers.containers import open_image
+    from heliobench.archive.readers.images import understand
+    from heliobench.storage import read_bytes
+
+    if ctx.grid_uri is None:
+        raise ConfigError(f"member {ctx.member.key}: label {uri} is drawn on an image's grid; set `grid:` in the card "
+                          f"to the observation member it belongs to")
+    observation = understand(open_image(read_bytes(ctx.grid_uri), ctx.grid_uri))
+    zeros = np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sunpy's notes on assumed metadata
+        try:
+            return sunpy.map.Map(zeros, observation.header)
+        except Exception as exc:  # noqa: BLE001 - sunpy/astropy reject unusable WCS keywords with many types
+            raise ReaderError(ctx.grid_uri, f"the header's coordinate keywords are unusable ({type(exc).__name__}: {exc})") from None
+
+
+def registered_mask(mask: np.ndarray, native: sunpy.map.GenericMap, ctx: LabelContext) -> np.ndarray:
+    """A mask on the ``native`` grid carried through the geometric steps of the member's
+    pipeline, as ``uint8`` 0/1: registered exactly like a FITS mask label."""
+    return (ctx.pipeline.apply_label(mask, native) > 0).astype(np.uint8)

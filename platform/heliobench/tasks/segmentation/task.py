@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from heliobench.errors import ConfigError
+from heliobench.prep.pipeline import registered_disk_mask
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks.base import InputImage, MetricAccumulator, Task
 from heliobench.tasks.segmentation.augment import augment_pair
@@ -24,8 +25,12 @@ def scale_inputs(x: np.ndarray, scaling: dict) -> np.ndarray:
     """Map registered intensities to [0, 1] as the spec says (SCSS-Net takes [0, 1] inputs).
 
     ``log_minmax``: log10 of the value clipped to [low, high], mapped linearly to [0, 1];
-    ``minmax``: the value clipped to [low, high], mapped to [0, 1]; ``none``: as is.
-    Non-finite pixels (off the detector) become 0.
+    ``minmax``: the value clipped to [low, high], mapped to [0, 1]; ``disk_median``: the
+    value over the median of its image's disk (inside 0.95 R_sun of the registered grid),
+    clipped to [low, high] and mapped to [0, 1] — independent of DN, exposure and
+    display scaling, so that FITS, JP2 and PNG images of one channel look alike;
+    ``none``: as is. ``x`` is one image (H, W) or a batch (N, H, W). Non-finite pixels
+    (off the detector) become 0.
     """
     kind = scaling.get("kind", "none")
     x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -34,8 +39,12 @@ def scale_inputs(x: np.ndarray, scaling: dict) -> np.ndarray:
     low, high = float(scaling["low"]), float(scaling["high"])
     if kind == "log_minmax":
         x, low, high = np.log10(np.clip(x, low, high)), np.log10(low), np.log10(high)
+    elif kind == "disk_median":
+        disk = registered_disk_mask(x.shape[-1], 0.95)
+        median = np.median(x[..., disk], axis=-1)
+        x = x / np.where(median > 0, median, 1.0)[..., None, None]
     elif kind != "minmax":
-        raise ConfigError(f"input_scaling.kind {kind!r}: expected log_minmax, minmax or none")
+        raise ConfigError(f"input_scaling.kind {kind!r}: expected log_minmax, minmax, disk_median or none")
     return ((np.clip(x, low, high) - low) / (high - low)).astype(np.float32)
 
 

@@ -21,20 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from heliobench.errors import ConfigError
-from heliobench.prep.pipeline import DISK_RADIUS_FRACTION
+from heliobench.prep.pipeline import registered_disk_mask
 from heliobench.specs import BenchmarkSpec, Member, load_card
 from heliobench.tasks.base import InputImage, MetricAccumulator, OptimizerSet, Task, average_gradients
 from heliobench.tasks.translation.augment import shake
 from heliobench.tasks.translation.figures import Panelset, translation_figure
 from heliobench.tasks.translation.losses import ADAM_BETAS, L1_WEIGHT, default_optimizers, discriminator_losses, generator_losses
-from heliobench.tasks.translation.metrics import (
-    DISK_FRACTION,
-    EVAL_SIZE_PX,
-    TranslationMetricAccumulator,
-    bin_image,
-    solar_disk_mask,
-    translation_report,
-)
+from heliobench.tasks.translation.metrics import EVAL_SIZE_PX, TranslationMetricAccumulator, bin_image, translation_report
 from heliobench.tasks.translation.model import Pix2Pix
 from heliobench.tasks.translation.normalization import denormalize_aia, normalize_aia, normalize_hmi
 
@@ -82,15 +75,6 @@ def eval_size(spec: BenchmarkSpec) -> int:
     if spec.resolution_px % size:
         raise ConfigError(f"benchmark {spec.name}: evaluation.size_px {size} does not divide resolution_px {spec.resolution_px}")
     return size
-
-
-def registered_disk_mask(size_px: int, fraction: float = DISK_FRACTION) -> np.ndarray:
-    """r < ``fraction`` R☉ on a registered ``size_px``² grid (centre (n − 1)/2, radius n · DISK_RADIUS_FRACTION).
-
-    Binning a registered image by a factor keeps this geometry, so it holds at any evaluation size.
-    """
-    centre = (size_px - 1) / 2
-    return solar_disk_mask(size_px, (centre, centre), size_px * DISK_RADIUS_FRACTION, fraction)
 
 
 def scale_members(spec: BenchmarkSpec, keys: list[str], batch: dict[str, np.ndarray]) -> torch.Tensor:
