@@ -169,7 +169,7 @@ def _observation_rows(tables: CatalogTables, card: DatasetCard) -> tuple[dict[st
     number = pl.lit(None, pl.Int32)
     for i, (instrument, channel) in reversed(list(enumerate(channels))):
         # a CEA patch (SHARP/SMARP) shares its channel name with full-disk images but is no view of the disk
-        same = (pl.col("instrument") == instrument) & (pl.col("channel") == channel) & (pl.col("data_kind") != "cea_patch")
+        same = (pl.col("instrument") == instrument) & (pl.col("channel") == channel) & pl.col("data_kind").ne_missing("cea_patch")
         number = pl.when(same).then(pl.lit(i, pl.Int32)).otherwise(number)
     failures = _rule_failures(card)
     rows = (
