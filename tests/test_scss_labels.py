@@ -73,7 +73,7 @@ def test_ingest_catalogues_one_row_per_label_file(realdata: Path, ray_session, t
         members = _members(path)
         rows = labels.filter(pl.col("kind") == kind).sort("uri")
         assert rows.height == len(members)
-        assert rows["uri"].to_list() == sorted(f"zip://{name}::{path}" for name in members)
+        assert rows["uri"].to_list() == sorted(f"zip://{name}::{path.resolve()}" for name in members)
         for row in rows.head(40).iter_rows(named=True):  # times, checksums and reads through storage
             name = row["uri"].removeprefix("zip://").split("::")[0]
             date = read_scss_label(members[name].decode(), row["uri"]).date

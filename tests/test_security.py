@@ -102,7 +102,7 @@ def test_a_scored_submission_records_scores_only(client, tmp_path):
     entry = record_submission(client, spec, "scores-only", "carol", {spec.primary_metric: 0.42, "n_images": 3.0}, "d" * 64,
                               preds, table=LeaderboardTable(str(tmp_path / "lb.parquet")))
     assert set(entry.row()) == {"benchmark", "entry_id", "kind", "model", "config_key", "seed", "metrics", "n_parameters",
-                                "worker_hours", "dataset_hash", "submitter", "created"}
+                                "worker_hours", "dataset_hash", "submitter", "created", "dataset"}
     assert all(isinstance(m["value"], float) for m in entry.row()["metrics"])
     run = client.get_run(entry.entry_id)
     assert client.list_artifacts(entry.entry_id) == []  # neither the predictions nor any label is stored
