@@ -89,8 +89,8 @@ def _mask(raw: bytes) -> LabelFile | None:
                 if content in MASK_CONTENT:
                     t = _utc(str(hdu.header["DATE-OBS"]))
                     return LabelFile(MASK_CONTENT[content], t, t)
-    except (OSError, KeyError, ValueError):
-        return None  # not a mask: the observation readers give the precise reason
+    except Exception:  # noqa: BLE001 - not a readable mask: the observation readers give the precise reason
+        return None
     return None
 
 
