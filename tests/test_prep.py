@@ -610,7 +610,7 @@ def test_reader_rice_rows_decode_what_astropy_decodes(case, monkeypatch):
     want = _astropy_pixels(raw)
     assert (want.dtype.kind == "f") == bool(scaling)
     with fits.open(io.BytesIO(raw), disable_image_compression=True) as hdul:
-        assert containers._rice_image(raw, hdul[1]) is not None  # the fast path applies
+        assert containers._rice_image(raw, hdul[1].header, hdul[1].fileinfo()["datLoc"]) is not None  # the fast path applies
     expected_dtype = np.float32 if want.dtype == np.float64 else want.dtype
     for chunk in (containers._CHUNK_PIXELS, 500):  # one chunk; chunks of 5 or 1 tiles, the last one short
         monkeypatch.setattr(containers, "_CHUNK_PIXELS", chunk)
@@ -628,5 +628,5 @@ def test_reader_leaves_other_compressions_to_astropy():
     for kind in ("GZIP_1", "RICE_1"):  # float32 RICE is quantised: astropy's path
         raw = _fits_bytes(fits.CompImageHDU(data, compression_type=kind))
         with fits.open(__import__("io").BytesIO(raw), disable_image_compression=True) as hdul:
-            assert containers._rice_image(raw, hdul[1]) is None
+            assert containers._rice_image(raw, hdul[1].header, hdul[1].fileinfo()["datLoc"]) is None
         np.testing.assert_array_equal(containers.open_image(raw, "mem://x.fits").decode(), _astropy_pixels(raw))
