@@ -10,12 +10,14 @@ image (how JSOC exports AIA and HMI, and how the simulator writes them).
 
 For those layouts it gives each HDU's keywords with the values and types astropy gives
 (``containers`` turns them into an ``ImageFile`` exactly as it does astropy's header;
-tests compare both readings on every real and simulated file). Anything else returns
-None and astropy reads the file: a value other than a string, logical, integer or real
-(complex, undefined, record-valued keyword cards), CONTINUE, HIERARCH, lower-case or
-repeated keywords, random groups, more HDUs than the layout has, bytes after the last
-HDU, a header without END, and a file shorter than its header says, for which astropy's
-error messages are the ones users see.
+tests compare both readings on every real and simulated file). A card that is not a
+plain ``KEYWORD = value / comment`` with a string, logical, integer or real value
+(complex, undefined, unquoted ``nan``, record-valued keyword cards, a lower-case keyword)
+is read by astropy alone. Anything else returns None and astropy reads the whole file:
+CONTINUE and HIERARCH cards, repeated keywords, odd structure keywords, random groups,
+more HDUs than the layout has, bytes after the last HDU, a header without END, and a
+file shorter than its header says, for which astropy's error messages are the ones
+users see.
 """
 
 from __future__ import annotations
