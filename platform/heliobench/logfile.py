@@ -5,12 +5,13 @@ From then on Python warnings, the records of the ``ray``, ``ray.data``, ``mlflow
 ``alembic`` loggers (Ray's start-up lines, Ray Data's progress logs, MLflow's database
 set-up) and the output of every Ray worker (Ray Train and Tune workers, Ray Data tasks,
 their warnings) are written to ``WORKSPACE/logs/heliobench.log`` instead of the terminal,
-which keeps the progress bars and HelioBench's own lines; errors of those loggers still
-reach the terminal too. Libraries configure their loggers when imported, so the places
-that start them route them: :func:`heliobench.raysession.ensure_ray` (``ray``, ``ray.data``
-and the worker output) and :func:`heliobench.tracking.runs.connect` (``mlflow``,
-``alembic``); Ray Tune prints its status tables, which :func:`captured_prints` sends to
-the file. Until :func:`quiet` is called (library use), nothing changes.
+which keeps the progress bars (not MLflow's per-download ones) and HelioBench's own
+lines; errors of those loggers still reach the terminal too. Libraries configure their
+loggers when imported, so the places that start them route them:
+:func:`heliobench.raysession.ensure_ray` (``ray``, ``ray.data`` and the worker output) and
+:func:`heliobench.tracking.runs.connect` (``mlflow``, ``alembic``); Ray Tune prints its
+status tables, which :func:`captured_prints` sends to the file. Until :func:`quiet` is
+called (library use), nothing changes.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def quiet(path: Path | str, command: str = "") -> Path:
     _handler.begin(command)
     logging.captureWarnings(True)
     route("py.warnings")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model download
     return path
 
 
