@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 APT_PACKAGES := libopenjp2-7 chromium postgresql
 SERVICES_DIR ?= work/services
 
-.PHONY: demo test test-fast test-cluster bench system-deps clean services shared-tracking services-down
+.PHONY: demo test test-fast test-cluster fuzz bench system-deps clean services shared-tracking services-down
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -42,6 +42,13 @@ test-fast: system-deps $(BIN)/heliobench
 # Only the multi-node cluster and fault tests.
 test-cluster: system-deps $(BIN)/heliobench
 	$(BIN)/pytest -q --timeout=900 -m slow
+
+# The readers fuzzed with many more damaged files than `make test` tries (FUZZ_EXAMPLES of them,
+# default 5000; about 20 min on two cores), with hypothesis's statistics. See tests/test_fuzz.py.
+FUZZ_EXAMPLES ?= 5000
+fuzz: system-deps $(BIN)/heliobench
+	HELIOBENCH_FUZZ=fuzz HELIOBENCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
+	  --hypothesis-show-statistics tests/test_fuzz.py
 
 # The shared lab services on this machine: PostgreSQL, an S3-compatible server (moto) and
 # `mlflow server` with basic-auth, on 127.0.0.1 (ports MLFLOW_PORT=5000, S3_PORT=9000,

@@ -16,7 +16,9 @@ from heliobench.engine.evaluate import evaluate
 from heliobench.engine.predict import predict_files
 from heliobench.engine.submit import submit
 from heliobench.engine.train import train
+from heliobench.cli import main
 from heliobench.errors import HelioBenchError
+from heliobench.failures import TooManyFailures
 from heliobench.specs import load_benchmark, load_search_space
 
 
@@ -88,6 +90,29 @@ def test_predict_writes_masks_with_wcs(trained, tiny_archive, tmp_path):
     for r in records:
         for key in ("mask_png", "mask_fits", "overlay"):
             assert os.path.getsize(r[key]) > 0
+
+
+def test_predict_gives_an_error_record_for_each_bad_input(trained, tiny_archive, tmp_path, capsys):
+    from fuzzing import malformed_images
+
+    result, uri = trained
+    good = sorted(tiny_archive.rglob("*.193.image_lev1.fits"))[0]
+    bad, broken, absent = tmp_path / "cdelt_zero.fits", tmp_path / "broken.png", tmp_path / "absent.fits"
+    bad.write_bytes(malformed_images(good.read_bytes())["cdelt_zero.fits"][0])
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    inputs = [str(bad), str(good), str(broken), str(absent)]
+    with pytest.raises(TooManyFailures, match=r"3 of 4 inputs failed \(75.0%\)") as failed:
+        predict_files(load_benchmark("ch_segmentation"), result.run_id, inputs, str(tmp_path / "out"), tracking_uri=uri)
+    records = failed.value.result
+    assert os.path.getsize(records[0]["mask_fits"]) > 0 and len(records) == 4
+    assert [(r["input"], r["stage"]) for r in records[1:]] == [(str(bad), "map"), (str(broken), "decode"), (str(absent), "read")]
+    assert records[1]["error"] == "CDELT1 = 0: the pixel scale is missing" and records[3]["error"] == "no such file"
+    assert records[2]["error"].startswith("not a readable PNG/JPEG image")
+    args = ["predict", "ch_segmentation", "--run", result.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "cli"), *inputs]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 4 and "3 of 4 inputs failed" in err.splitlines()[-1]
+    assert main([*args, "--max-quarantine", "0.8"]) == 0
 
 
 def test_submissions_valid_and_invalid(trained, tiny_shards, tmp_path):

@@ -15,6 +15,7 @@ from heliobench.catalog.splits import make_manifest
 from heliobench.catalog.summary import summarize
 from heliobench.catalog.tables import load_catalog
 from heliobench.cli import main
+from heliobench.failures import TooManyFailures
 from heliobench.shards import write_shards
 from heliobench.specs import load_card
 
@@ -71,13 +72,17 @@ def test_quarantine_names_every_bad_file(tiny_archive, tmp_path):
     (archive / "notes.txt").write_text("this is not an observation\n")
     (archive / "empty.fits").write_bytes(b"")
     cat = str(tmp_path / "cat")
-    s = ingest([str(archive)], cat, progress=False)
+    with pytest.raises(TooManyFailures, match=r"4 of 5 files read went to quarantine \(80.0%\), more than the 5% allowed") as failed:
+        ingest([str(archive)], cat, progress=False)  # the catalog is written first
+    s = failed.value.result
     assert s.new_observations == 1 and s.new_quarantined == 4
     q = load_catalog(cat).quarantine
     reasons = dict(zip([u.rsplit("/", 1)[-1] for u in q["uri"]], q["reason"]))
     assert set(reasons) == {"truncated.fits", "corrupt.fits", "notes.txt", "empty.fits"}
     assert all(r for r in reasons.values())
     assert reasons["empty.fits"] == "empty file"
+    assert dict(zip([u.rsplit("/", 1)[-1] for u in q["uri"]], q["stage"])) == {
+        "truncated.fits": "header", "corrupt.fits": "header", "notes.txt": "header", "empty.fits": "read"}
 
 
 def test_s3_round_trip(tiny_archive, tiny_catalog, s3_bucket, tmp_path):

@@ -103,7 +103,7 @@ def test_a_bad_member_is_quarantined_alone(realdata: Path, ray_session, tmp_path
     archive.write_bytes(bytes(raw))
 
     cat = str(tmp_path / "cat")
-    summary = ingest([str(archive)], cat, progress=False)
+    summary = ingest([str(archive)], cat, progress=False, max_quarantine=None)
     tables = load_catalog(cat)
     assert (summary.new_labels, summary.new_quarantined) == (5, 2)
     assert set(tables.labels["kind"]) == {"scss_ch"}

@@ -1,7 +1,8 @@
 """The ``heliobench`` command: one verb per stage of the data flow.
 
 Thin by design: it parses arguments, calls the package's public functions, and prints.
-Errors a user can cause are printed as one clear line (exit status 2), not a traceback.
+Errors a user can cause are printed as one clear line (exit status 2), not a traceback; a
+job that finished but failed on more than the allowed share of its files exits with status 1.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 
 from heliobench import __version__, logfile
-from heliobench.errors import ConfigError, HelioBenchError
+from heliobench.errors import ConfigError, HelioBenchError, ReaderError, StorageError
+from heliobench.failures import DEFAULT_MAX_SHARE, TooManyFailures
 from heliobench.tracking.submission_format import SUBMISSION_FORMAT
 from heliobench.workspace import log_file
 
@@ -60,6 +63,29 @@ def _print_frames(frames: dict[str, pl.DataFrame]) -> None:
             emit(df if df.height else "  (none)")
 
 
+def _share(text: str) -> float:
+    """A share of files given as a fraction (``0.05``) or a percentage (``5%``)."""
+    try:
+        share = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a share between 0 and 1, or a percentage such as 5%")
+    return share
+
+
+def _completed(run: Callable[[], Any], report: Callable[[Any], None]) -> int:
+    """Run a job and report its result, also when the job failed for having too many bad
+    files after finishing (:class:`TooManyFailures`, re-raised for :func:`main` to report)."""
+    try:
+        result = run()
+    except TooManyFailures as exc:
+        report(exc.result)
+        raise
+    report(result)
+    return 0
+
+
 @verb("sim")
 def _sim(a: argparse.Namespace) -> int:
     from heliobench.archive.sim import simulate_archive
@@ -73,15 +99,19 @@ def _sim(a: argparse.Namespace) -> int:
 def _ingest(a: argparse.Namespace) -> int:
     from heliobench.catalog.ingest import ingest
 
-    s = ingest(a.sources, a.catalog, download_dir=a.download_dir, progress=not a.quiet)
-    emit(
-        f"ingest: {s.files_seen} files seen, {s.files_read} read ({s.unchanged} unchanged), "
-        f"{s.new_observations} observations, {s.new_labels} label files, {s.new_quarantined} quarantined "
-        f"in {s.seconds:.1f} s ({s.files_per_second:.1f} files/s)\n"
-        f"catalog {a.catalog}: {s.total_observations} observations, {s.total_labels} label files, "
-        f"{s.total_quarantined} in quarantine"
-    )
-    return 0
+    def report(s) -> None:
+        skipped = ", ".join(f"{n} {kind}" for kind, n in sorted(s.skipped.items()))
+        emit(
+            f"ingest: {s.files_seen} files seen, {s.files_read} read ({s.unchanged} unchanged), "
+            f"{s.new_observations} observations, {s.new_labels} label files, {s.new_quarantined} quarantined "
+            f"in {s.seconds:.1f} s ({s.files_per_second:.1f} files/s)\n"
+            + (f"skipped by type, not read: {skipped}\n" if skipped else "")
+            + f"catalog {a.catalog}: {s.total_observations} observations, {s.total_labels} label files, "
+            f"{s.total_quarantined} in quarantine"
+        )
+
+    return _completed(lambda: ingest(a.sources, a.catalog, download_dir=a.download_dir, progress=not a.quiet,
+                                     max_quarantine=a.max_quarantine), report)
 
 
 @verb("catalog")
@@ -133,9 +163,10 @@ def _shard(a: argparse.Namespace) -> int:
     from heliobench.shards import write_shards
     from heliobench.specs import load_card
 
-    s = write_shards(a.manifest, load_card(a.card), a.out, size_px=a.size, splits=tuple(a.split), samples_per_shard=a.samples_per_shard, members=tuple(a.members) if a.members else None, progress=not a.quiet)
-    emit(json.dumps(s.__dict__, indent=1))
-    return 0
+    return _completed(lambda: write_shards(a.manifest, load_card(a.card), a.out, size_px=a.size, splits=tuple(a.split),
+                                           samples_per_shard=a.samples_per_shard, members=tuple(a.members) if a.members else None,
+                                           progress=not a.quiet, max_skipped=a.max_quarantine),
+                      lambda s: emit(json.dumps(s.__dict__, indent=1)))
 
 
 @verb("inspect")
@@ -210,10 +241,13 @@ def _predict(a: argparse.Namespace) -> int:
         if not sep:
             raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
         options[key.strip()] = value.strip()
-    records = predict_files(_bench(a), a.run, a.inputs, a.out, tracking_uri=a.tracking_uri, options=options)
-    for r in records:
-        emit(json.dumps({k: v for k, v in r.items() if isinstance(v, (str, int, float, list))}, default=str))
-    return 0
+
+    def report(records: list[dict]) -> None:
+        for r in records:
+            emit(json.dumps({k: v for k, v in r.items() if isinstance(v, (str, int, float, list))}, default=str))
+
+    return _completed(lambda: predict_files(_bench(a), a.run, a.inputs, a.out, tracking_uri=a.tracking_uri, options=options,
+                                            max_failed=a.max_quarantine), report)
 
 
 @verb("tune")
@@ -262,6 +296,12 @@ def _submit(a: argparse.Namespace) -> int:
     return 0
 
 
+def _max_quarantine_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--max-quarantine", type=_share, default=DEFAULT_MAX_SHARE, metavar="SHARE",
+                        help=f"exit with status 1, after finishing, when more than this share {what} "
+                             f"(a fraction or a percentage; default {DEFAULT_MAX_SHARE * 100:g}%%, 1 for no limit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every verb (each with its own ``--help``)."""
     p = argparse.ArgumentParser(prog="heliobench", description="HelioBench: solar-physics deep-learning benchmarks on Ray and MLflow.")
@@ -285,10 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same Sun (default 0)")
 
     s = sub.add_parser("ingest", parents=[common], help="catalogue archive files (folders, s3:// prefixes, JSOC queries) into parquet",
-                       description="Read every file's header in parallel with Ray Data into CATALOG/catalog.parquet (observations), labels.parquet (label files) and quarantine.parquet (unreadable files with the reason). Incremental: unchanged files are not read again.")
+                       description="Read every file's header in parallel with Ray Data into CATALOG/catalog.parquet (observations), labels.parquet (label files) and quarantine.parquet (unreadable or invalid files with the stage and reason; one bad file never stops the run). Files of types no reader takes (netCDF, HDF5, zarr chunks, READMEs, checksum lists) are counted as skipped and never downloaded. Incremental: unchanged files are not read again.")
     s.add_argument("sources", nargs="+", metavar="SOURCE", help="a local path, s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL), jsoc:SERIES[RECORDSET], hek:AR,CH[START/END][@FRM] (HEK events, a JSON file per day), srs:START/END (NOAA SRS reports), helioviewer:AIA_193[START/END@CADENCE] (Helioviewer JP2) or kso:START/END (Kanzelhöhe H-alpha); START/END in ISO 8601 UTC, a date-only END included; service URLs from HELIOBENCH_{JSOC,HEK,SRS,HELIOVIEWER,KSO}_URL")
     s.add_argument("--catalog", required=True, help="catalog folder (local or s3://) to create or update")
     s.add_argument("--download-dir", help="where fetched files are downloaded (needed for jsoc:, hek:, srs:, helioviewer: and kso: sources)")
+    _max_quarantine_option(s, "of the files read go to quarantine")
 
     s = sub.add_parser("catalog", parents=[common], help="summarise a catalog: counts per instrument, channel, year; labels; quarantine")
     s.add_argument("catalog", help="catalog folder written by `heliobench ingest`")
@@ -305,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-on-leak", action="store_true", help="exit with status 1 when the audit finds a leak")
 
     s = sub.add_parser("shard", parents=[common], help="preprocess a manifest's samples into model-ready shards (resumable)",
-                       description="Read, preprocess (versioned steps, recorded with their hash) and register every sample of a manifest, writing parquet tensor shards per split with Ray Data. Rerunning writes only missing shards.")
+                       description="Read, preprocess (versioned steps, recorded with their hash) and register every sample of a manifest, writing parquet tensor shards per split with Ray Data. A sample with a bad member file is left out and listed in OUT/skipped_samples.parquet with the file, stage and reason. Rerunning writes only missing shards.")
     s.add_argument("manifest", help="manifest written by `heliobench split`")
     s.add_argument("--card", required=True, help="the manifest's dataset card")
     s.add_argument("--out", required=True, help="shard folder (local or s3://)")
@@ -313,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"], help="splits to shard (default all)")
     s.add_argument("--samples-per-shard", type=int, default=32, help="samples per shard file (default 32)")
     s.add_argument("--members", nargs="+", metavar="KEY", help="only these member keys of the card (default all)")
+    _max_quarantine_option(s, "of the samples prepared are skipped for a bad member file, listed in OUT/skipped_samples.parquet")
 
     s = sub.add_parser("inspect", parents=[common], help="show what HelioBench's readers understand of a file")
     s.add_argument("uri", help="a FITS, .fts.gz, JP2, SRS, HEK JSON or SCSS label file (local or s3://)")
@@ -355,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="task option, repeatable: segmentation threshold=0.5; event_tracking box=X0,Y0,X1,Y1 (pixels on the "
                         "registered grid of the first input); ar_detection coverage=0.5; halpha_quality threshold=SCORE")
+    _max_quarantine_option(s, "of the inputs cannot be read or preprocessed (each gets an error record)")
 
     s = sub.add_parser("tune", parents=[common, eng, plug], help="hyperparameter search with Ray Tune (ASHA), trials as MLflow child runs")
     s.add_argument("--space", help="search space YAML in tune_spaces/ (default: the benchmark's name)")
@@ -411,8 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return VERBS[args.verb](args)
+    except TooManyFailures as exc:
+        print(f"heliobench {args.verb}: {exc}", file=sys.stderr)
+        return 1
     except HelioBenchError as exc:
-        hint = f" (Ray's and MLflow's log lines: {log})" if log and log.exists() else ""
+        about_input = isinstance(exc, (ReaderError, StorageError, ConfigError))  # the file or setting is the whole story
+        hint = f" (Ray's and MLflow's log lines: {log})" if log and log.exists() and not about_input else ""
         print(f"heliobench {args.verb}: error: {exc}{hint}", file=sys.stderr)
         return 2
 

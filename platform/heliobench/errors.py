@@ -10,14 +10,14 @@ class HelioBenchError(Exception):
 class ReaderError(HelioBenchError):
     """A file could not be understood by any reader.
 
-    ``uri`` names the file, ``reason`` says what was wrong with it. Ingest puts such
-    files in quarantine with the reason; other callers let it propagate.
+    ``uri`` names the file, ``reason`` says what was wrong with it (on one line). Ingest
+    puts such files in quarantine with the reason; other callers let it propagate.
     """
 
     def __init__(self, uri: str, reason: str):
         self.uri = uri
-        self.reason = reason
-        super().__init__(f"{uri}: {reason}")
+        self.reason = one_line(reason)
+        super().__init__(f"{uri}: {self.reason}")
 
 
 class ConfigError(HelioBenchError):
@@ -26,3 +26,9 @@ class ConfigError(HelioBenchError):
 
 class StorageError(HelioBenchError):
     """Object storage stayed unreachable or refused an operation (names the URI)."""
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (whitespace runs, newlines among them, become one space), cut at ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -5,6 +5,12 @@ order, one tensor column per card member (float32 images, uint8 masks), and
 ``OUT/index.json`` records the manifest hash, the preprocessing (steps and hash) and
 each shard's samples and checksum. Shard files are written atomically, so a present
 shard is complete: a rerun (``resume``) writes only the missing ones.
+
+A sample one of whose member files cannot be read, validated or preprocessed is left out
+of its shard and listed, with the file, the stage and the reason, in
+``OUT/skipped_samples.parquet`` (the manifest is left as it is); each shard file also
+records the samples it left out, so a resumed run lists them again. A run that skips more
+than a share of the samples it prepared fails once the index is written.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from heliobench.catalog.splits import SPLITS, Manifest, read_manifest
-from heliobench.errors import HelioBenchError, ReaderError
+from heliobench.catalog.tables import write_parquet
+from heliobench.errors import HelioBenchError
+from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
 from heliobench.prep import Pipeline, default_pipeline
-from heliobench.prep.base import PrepError
 from heliobench.raysession import ensure_ray
 from heliobench.specs import DatasetCard
 from heliobench.storage import filesystem, join, read_bytes, with_retries, write_bytes_atomic
@@ -41,6 +48,15 @@ class ShardSummary:
     preprocessing_hash: str
     manifest_hash: str
     seconds: float
+    skipped: dict[str, int]  # samples left out, per split (listed in the skipped-samples table)
+    skipped_table: str
+
+
+#: The table beside the shards that lists the samples left out.
+SKIPPED_TABLE = "skipped_samples.parquet"
+SKIPPED_SCHEMA = pa.schema([(name, pa.string()) for name in ("sample_id", "split", "time", "uri", "stage", "reason")])
+#: Parquet metadata key under which a shard file records the samples of its part of the plan it left out (JSON).
+_SKIPPED_KEY = b"heliobench.skipped_samples"
 
 
 def member_pipelines(card: DatasetCard, size_px: int) -> dict[str, Pipeline]:
@@ -66,7 +82,8 @@ def prepare_sample(card: DatasetCard, row: dict, pipelines: dict[str, Pipeline])
 
     Observations become float32 registered images; label files are encoded by their
     kind's encoder (:mod:`heliobench.prep.labels`) on the registered grid of their
-    ``grid`` member, at the sample time plus the member's offset.
+    ``grid`` member, at the sample time plus the member's offset. A member file that fails
+    raises a :class:`~heliobench.failures.StageFailure` naming it and the stage.
     """
     from heliobench.archive.readers import read_map
     from heliobench.prep.labels import LabelContext, encode_label
@@ -75,10 +92,12 @@ def prepare_sample(card: DatasetCard, row: dict, pipelines: dict[str, Pipeline])
     for m in card.members:
         if m.label is None:
             uri = row[f"{m.key}_uri"]
-            try:
-                images[m.key] = pipelines[m.key].run(read_map(read_bytes(uri), uri))[0]
-            except PrepError as exc:
-                raise PrepError(f"{uri}: {exc}") from None
+            with stage("read", uri):
+                raw = read_bytes(uri)
+            with stage("map", uri):
+                smap = read_map(raw, uri)
+            with stage("preprocess", uri):
+                images[m.key] = pipelines[m.key].run(smap)[0]
             out[m.key] = images[m.key].data.astype(np.float32)
     t = datetime.fromisoformat(row["time"]).replace(tzinfo=timezone.utc)
     for m in card.members:
@@ -86,7 +105,10 @@ def prepare_sample(card: DatasetCard, row: dict, pipelines: dict[str, Pipeline])
             uri = row[f"{m.key}_uri"]
             ctx = LabelContext(m, t + timedelta(minutes=m.offset_min), pipelines[m.key], images.get(m.grid or ""),
                                row.get(f"{m.grid}_uri") if m.grid else None, m.tolerance_min or card.tolerance_min)
-            out[m.key] = encode_label(read_bytes(uri), uri, ctx)
+            with stage("read", uri):
+                raw = read_bytes(uri)
+            with stage("label", uri):
+                out[m.key] = encode_label(raw, uri, ctx)
     return out
 
 
@@ -94,28 +116,45 @@ def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], 
     rows = json.loads(task["rows"])
     uri = join(out, task["split"], f"shard-{task['index']:05d}.parquet")
     columns: dict[str, list] = {m.key: [] for m in card.members}
+    written, skipped = [], []
     for row in rows:
         try:
             sample = prepare_sample(card, row, pipelines)
-        except (ReaderError, PrepError) as exc:
-            raise HelioBenchError(f"sample {row['sample_id']}: {exc}") from None
+        except StageFailure as failure:
+            skipped.append({"sample_id": row["sample_id"], "split": task["split"], "time": row["time"], "uri": failure.uri,
+                            "stage": failure.stage, "reason": failure.reason})
+            continue
+        written.append(row)
         for key, value in sample.items():
             columns[key].append(value)
+    facts = {"split": task["split"], "index": task["index"], "sample_ids": json.dumps([r["sample_id"] for r in written]),
+             "skipped": json.dumps(skipped)}
+    if not written:
+        return facts | {"uri": "", "sha256": ""}  # no shard file: a rerun tries these samples again
     table = pa.table(
         {
-            "sample_id": [r["sample_id"] for r in rows],
-            "time": pa.array([r["time"] for r in rows], pa.string()),
-            "split": [task["split"]] * len(rows),
+            "sample_id": [r["sample_id"] for r in written],
+            "time": pa.array([r["time"] for r in written], pa.string()),
+            "split": [task["split"]] * len(written),
             **{k: _tensor(np.stack(v)) for k, v in columns.items()},
         }
-    )
+    ).replace_schema_metadata({_SKIPPED_KEY: facts["skipped"]})
     buf = io.BytesIO()
     # Dictionary encoding only for the text columns: on float tensors parquet builds a value
     # dictionary, finds it too large and falls back, which costs 4x the write and grows the file.
     pq.write_table(table, buf, compression="zstd", use_dictionary=list(_TEXT_COLUMNS))
     data = buf.getvalue()
     write_bytes_atomic(uri, data)
-    return {"split": task["split"], "index": task["index"], "uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "written": True}
+    return facts | {"uri": uri, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _shard_facts(uri: str) -> dict:
+    """What :func:`_write_shard` returned for a shard file written by an earlier run."""
+    data = read_bytes(uri)
+    table = pq.read_table(io.BytesIO(data), columns=["sample_id"])
+    skipped = (table.schema.metadata or {}).get(_SKIPPED_KEY, b"[]").decode()
+    return {"uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "sample_ids": json.dumps(table["sample_id"].to_pylist()),
+            "skipped": skipped}
 
 
 #: The shard columns that are not tensors.
@@ -134,7 +173,7 @@ def _plan(manifest: Manifest, splits: tuple[str, ...], samples_per_shard: int) -
         df = manifest.split(split).sort("time").with_columns(pl.col("time").dt.strftime("%Y-%m-%dT%H:%M:%S"))
         for i in range(0, df.height, samples_per_shard):
             chunk = df.slice(i, samples_per_shard)
-            tasks.append({"split": split, "index": i // samples_per_shard, "rows": json.dumps(chunk.to_dicts()), "sample_ids": chunk["sample_id"].to_list()})
+            tasks.append({"split": split, "index": i // samples_per_shard, "rows": json.dumps(chunk.to_dicts()), "samples": chunk.height})
     return tasks
 
 
@@ -147,12 +186,16 @@ def write_shards(
     samples_per_shard: int = 32,
     members: tuple[str, ...] | None = None,
     progress: bool = True,
+    max_skipped: float | None = DEFAULT_MAX_SHARE,
 ) -> ShardSummary:
     """Preprocess every sample of ``manifest_uri`` into shards under ``out`` (resumable).
 
     ``members`` restricts the shards to some of the card's member keys (default: all). A
     manifest keeps samples without an ``optional`` member (null URI): writing shards with
-    that member is an error naming the sample, raised before any work.
+    that member is an error naming the sample, raised before any work. Raises
+    :class:`~heliobench.failures.TooManyFailures` (its ``result`` the summary), once the
+    index is written, when more than ``max_skipped`` of the samples prepared were skipped
+    (None: no limit).
     """
     import ray.data
 
@@ -188,13 +231,16 @@ def write_shards(
         ds = ds.map(_write_shard, fn_kwargs={"card": card, "pipelines": pipelines, "out": out})
         results = ds.take_all()
     by_key = {(r["split"], r["index"]): r for r in results}
-    shards = []
+    shards, skipped = [], []
     for t in tasks:
-        uri = join(out, t["split"], f"shard-{t['index']:05d}.parquet")
-        done = by_key.get((t["split"], t["index"]))
-        digest = done["sha256"] if done else hashlib.sha256(read_bytes(uri)).hexdigest()
-        shards.append({"split": t["split"], "uri": uri, "sha256": digest, "sample_ids": t["sample_ids"]})
+        facts = by_key.get((t["split"], t["index"])) or _shard_facts(join(out, t["split"], f"shard-{t['index']:05d}.parquet"))
+        skipped += json.loads(facts["skipped"])
+        if facts["uri"]:
+            shards.append({"split": t["split"], "uri": facts["uri"], "sha256": facts["sha256"], "sample_ids": json.loads(facts["sample_ids"])})
     samples = {s: sum(len(x["sample_ids"]) for x in shards if x["split"] == s) for s in splits}
+    skipped_by_split = {s: sum(x["split"] == s for x in skipped) for s in splits}
+    skipped_uri = join(out, SKIPPED_TABLE)
+    write_parquet(pl.from_arrow(pa.Table.from_pylist(skipped, schema=SKIPPED_SCHEMA)), skipped_uri)
     index = {
         "card": card.name,
         "scheme": manifest.scheme,
@@ -204,7 +250,12 @@ def write_shards(
         "size_px": size_px,
         "members": [m.model_dump() for m in card.members],
         "samples": samples,
+        "skipped_samples": skipped_by_split,
         "shards": shards,
     }
     write_bytes_atomic(index_uri, json.dumps(index, indent=1, default=str).encode())
-    return ShardSummary(out, len(results), len(tasks) - len(results), samples, prep_hash, manifest.content_hash, time.perf_counter() - t0)
+    summary = ShardSummary(out, sum(bool(r["uri"]) for r in results), len(tasks) - len(results), samples, prep_hash,
+                           manifest.content_hash, time.perf_counter() - t0, skipped_by_split, skipped_uri)
+    skipped_now = sum(len(json.loads(r["skipped"])) for r in results)
+    check_share(skipped_now, sum(t["samples"] for t in todo), max_skipped, "samples prepared were skipped", skipped_uri, summary)
+    return summary

@@ -90,8 +90,8 @@ def _mask(raw: bytes) -> LabelFile | None:
             return _mask_in(layout.headers)
         with fits.open(io.BytesIO(raw), lazy_load_hdus=True) as hdul:
             return _mask_in(hdu.header for hdu in hdul)
-    except (OSError, KeyError, ValueError):
-        return None  # not a mask: the observation readers give the precise reason
+    except Exception:  # noqa: BLE001 - not a readable mask: the observation readers give the precise reason
+        return None
 
 
 def _mask_in(headers: Iterable[Mapping]) -> LabelFile | None:

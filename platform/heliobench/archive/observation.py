@@ -91,6 +91,7 @@ QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("uri", pa.string()),
         pa.field("reason", pa.string()),
+        pa.field("stage", pa.string()),  # where the file failed: read, labels, header, catalog
         pa.field("size_bytes", pa.int64()),
         pa.field("checksum", pa.string()),
         pa.field("source_mtime", pa.string()),

@@ -1,8 +1,12 @@
 """Ingest: archive files → catalog, labels and quarantine tables, read in parallel by Ray Data.
 
 Idempotent and incremental: a file whose URI, size and modification stamp are already
-catalogued is not read again; a changed file replaces its own row (never a duplicate);
-an unreadable file goes to quarantine with its reason and the run carries on.
+catalogued is not read again; a changed file replaces its own row (never a duplicate).
+Each file is read inside one boundary (:mod:`heliobench.failures`): whatever it raises,
+at any stage, sends it to quarantine with the stage and the reason, and the run carries
+on; a run that quarantines more than a share of the files it read fails after writing
+the catalog. Files of types no reader takes (:func:`~heliobench.catalog.sources.skipped_type`)
+are counted as skipped and never read.
 
 An archive of label files (SCSS-Net ZIP) gives one row per file inside it, under the
 member's URI ``zip://MEMBER::ARCHIVE`` with the member's checksum, and the archive's size
@@ -15,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -25,9 +30,10 @@ import pyarrow as pa
 from heliobench.archive.labels import LabelFile, detect_labels
 from heliobench.archive.readers import read_header
 from heliobench.archive.observation import CATALOG_SCHEMA
-from heliobench.catalog.sources import SourceFile, list_source
-from heliobench.catalog.tables import LABELS_SCHEMA, CatalogTables, load_catalog, save_catalog
-from heliobench.errors import HelioBenchError, ReaderError, StorageError
+from heliobench.catalog.sources import SourceFile, list_source, skipped_type
+from heliobench.catalog.tables import LABELS_SCHEMA, CatalogTables, load_catalog, save_catalog, table_uri
+from heliobench.errors import HelioBenchError, ReaderError
+from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
 from heliobench.raysession import ensure_ray
 from heliobench.storage import read_bytes
 
@@ -37,7 +43,7 @@ log = logging.getLogger(__name__)
 _RESULT_SCHEMA = pa.schema(
     list(CATALOG_SCHEMA)
     + [f for f in LABELS_SCHEMA if f.name not in CATALOG_SCHEMA.names]
-    + [pa.field("reason", pa.string()), pa.field("status", pa.string())]
+    + [pa.field("reason", pa.string()), pa.field("stage", pa.string()), pa.field("status", pa.string())]
 )
 
 
@@ -55,6 +61,7 @@ class IngestSummary:
     total_labels: int
     total_quarantined: int
     seconds: float
+    skipped: dict[str, int] = field(default_factory=dict)  # files never read, per type (see skipped_type)
 
     @property
     def files_per_second(self) -> float:
@@ -67,40 +74,51 @@ def source_uri(uri: str) -> str:
     return uri.rsplit("::", 1)[-1]
 
 
-def read_one(uri: str, size_bytes: int, stamp: str) -> list[dict]:
+def read_one(uri: str, size_bytes: int, stamp: str) -> pa.Table:
     """Read one file and classify it: an observation, label file(s), or quarantine; one row
-    per label file it holds (an archive's members), else one row."""
+    per label file it holds (an archive's members), else one row. Never raises: whatever
+    goes wrong quarantines the file with the stage and the reason."""
     now = datetime.now(timezone.utc)
     row: dict = {"uri": uri, "size_bytes": size_bytes, "source_mtime": stamp, "ingested_at": now}
     try:
-        raw = read_bytes(uri)
-    except (StorageError, OSError) as exc:
-        return [row | {"status": "quarantine", "reason": f"cannot read: {exc}"}]
+        rows = _classify(uri, row)
+        with stage("catalog", uri):  # values the catalog's columns cannot hold
+            return pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA)
+    except StageFailure as failure:
+        quarantined = row | {"status": "quarantine", "stage": failure.stage, "reason": failure.reason}
+        return pa.Table.from_pylist([quarantined], schema=_RESULT_SCHEMA)
+
+
+def _classify(uri: str, row: dict) -> list[dict]:
+    """The result rows of the file of ``row`` (which gains its size and checksum); a :class:`StageFailure` if it is bad."""
+    with stage("read", uri):
+        try:
+            raw = read_bytes(uri)
+        except FileNotFoundError:
+            raise ReaderError(uri, "the file vanished after it was listed (deleted or moved during ingest)") from None
     row["size_bytes"] = len(raw)
     row["checksum"] = hashlib.sha256(raw).hexdigest()
     if not raw:
-        return [row | {"status": "quarantine", "reason": "empty file"}]
-    try:
+        raise StageFailure(uri, "read", "empty file")
+    with stage("labels", uri):
         labels = detect_labels(raw, uri)
-        if labels is not None:
-            return [_label_row(row, label) for label in labels]
+    if labels is not None:
+        return [_label_row(row, label) for label in labels]
+    with stage("header", uri):
         record = read_header(raw, uri)
-    except ReaderError as exc:
-        return [row | {"status": "quarantine", "reason": exc.reason}]
     return [row | record.to_row() | {"status": "observation"}]
 
 
 def _label_row(row: dict, label: LabelFile | ReaderError) -> dict:
     """The result row of one label file found in the file of ``row`` (its own URI and checksum when inside an archive)."""
     if isinstance(label, ReaderError):
-        return row | {"uri": label.uri, "checksum": None, "status": "quarantine", "reason": label.reason}
+        return row | {"uri": label.uri, "checksum": None, "status": "quarantine", "stage": "labels", "reason": label.reason}
     return row | {"uri": label.uri or row["uri"], "checksum": label.checksum or row["checksum"], "status": "label",
                   "kind": label.kind, "time_start": label.time_start, "time_end": label.time_end}
 
 
 def _read_batch(batch: dict[str, np.ndarray]) -> pa.Table:
-    rows = [r for u, s, m in zip(batch["uri"], batch["size_bytes"], batch["stamp"]) for r in read_one(str(u), int(s), str(m))]
-    return pa.Table.from_pylist(rows, schema=_RESULT_SCHEMA)
+    return pa.concat_tables([read_one(str(u), int(s), str(m)) for u, s, m in zip(batch["uri"], batch["size_bytes"], batch["stamp"])])
 
 
 def read_files(files: list[SourceFile], progress: bool = True) -> pl.DataFrame:
@@ -159,13 +177,19 @@ def _replace(old: pl.DataFrame, new: pl.DataFrame, reread: set[str], sort: list[
     return pl.concat([kept, new.select(old.columns).cast(old.schema)], how="vertical").sort(sort, nulls_last=True)
 
 
-def ingest(sources: list[str], catalog: str, download_dir: str | None = None, progress: bool = True) -> IngestSummary:
-    """Catalogue every file of ``sources`` into the catalog folder ``catalog``."""
+def ingest(sources: list[str], catalog: str, download_dir: str | None = None, progress: bool = True,
+           max_quarantine: float | None = DEFAULT_MAX_SHARE) -> IngestSummary:
+    """Catalogue every file of ``sources`` into the catalog folder ``catalog``.
+
+    Raises :class:`~heliobench.failures.TooManyFailures` (its ``result`` the summary), once
+    the catalog is written, when more than ``max_quarantine`` of the files read went to
+    quarantine (None: no limit).
+    """
     t0 = time.perf_counter()
-    files: dict[str, SourceFile] = {}
-    for source in sources:
-        for f in list_source(source, download_dir, progress):
-            files[f.uri] = f
+    listed: dict[str, SourceFile] = {f.uri: f for source in sources for f in list_source(source, download_dir, progress)}
+    kinds = {uri: skipped_type(uri) for uri in listed}
+    files = {uri: f for uri, f in listed.items() if kinds[uri] is None}
+    skipped = Counter(kind for kind in kinds.values() if kind is not None)
     tables = load_catalog(catalog, must_exist=False)
     known: dict[str, tuple[int, str]] = {}
     for df in (tables.observations, tables.labels, tables.quarantine):
@@ -186,8 +210,8 @@ def ingest(sources: list[str], catalog: str, download_dir: str | None = None, pr
         save_catalog(catalog, tables)
     elif not known:
         save_catalog(catalog, tables)
-    return IngestSummary(
-        files_seen=len(files),
+    summary = IngestSummary(
+        files_seen=len(listed),
         files_read=len(todo),
         unchanged=len(files) - len(todo),
         new_observations=obs.height,
@@ -197,4 +221,8 @@ def ingest(sources: list[str], catalog: str, download_dir: str | None = None, pr
         total_labels=tables.labels.height,
         total_quarantined=tables.quarantine.height,
         seconds=time.perf_counter() - t0,
+        skipped=dict(skipped),
     )
+    check_share(quarantine.height, result.height, max_quarantine, "files read went to quarantine",
+                f"{table_uri(catalog, 'quarantine')} or `heliobench catalog {catalog}`", summary)
+    return summary

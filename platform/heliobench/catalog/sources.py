@@ -5,12 +5,17 @@ Each source resolves to a list of :class:`SourceFile` (URI, size, modification s
 JSOC queries are exported and downloaded first (``heliobench.archive.jsoc``) and then
 listed like any local folder; the services' files are downloaded into a subfolder of the
 download folder (``heliobench.archive.fetch``) and the files of the query are listed.
+
+Readers judge files by their content, never their name, with one exception made here:
+object types that no reader takes (a zarr store's chunks, netCDF and HDF5 files, READMEs,
+checksum lists; :data:`SKIPPED_TYPES`) are known by their names and skipped at listing
+(:func:`skipped_type`), so that ingest never downloads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from heliobench.archive.fetch import fetcher
 from heliobench.errors import HelioBenchError
@@ -24,6 +29,33 @@ class SourceFile:
     uri: str
     size_bytes: int
     stamp: str  # mtime (local) or ETag / LastModified (object storage)
+
+
+#: File-name extensions of object types no HelioBench reader takes, and what they are.
+SKIPPED_TYPES = {
+    ".nc": "netCDF", ".nc4": "netCDF", ".cdf": "CDF", ".h5": "HDF5", ".hdf5": "HDF5", ".he5": "HDF5", ".hdf": "HDF",
+    ".zarr": "zarr", ".parquet": "parquet", ".npy": "numpy", ".npz": "numpy", ".sav": "IDL save file",
+    ".md": "document", ".rst": "document", ".pdf": "document", ".html": "document", ".htm": "document",
+    ".sha256": "checksum list", ".sha1": "checksum list", ".md5": "checksum list",
+    ".py": "source code", ".ipynb": "notebook", ".log": "log",
+}
+#: Documents known by a name without an extension.
+_DOCUMENT_NAMES = {"README", "LICENSE", "LICENCE", "COPYING", "CHANGELOG", "NOTICE"}
+
+
+def skipped_type(uri: str) -> str | None:
+    """What ``uri`` holds when its name says it is of a type no reader takes (``"netCDF (.nc)"``,
+    ``"zarr chunk"``), else None. A file inside a ``*.zarr`` folder is a zarr chunk or metadata."""
+    parts = PurePosixPath(uri.split("://", 1)[-1]).parts
+    if any(part.lower().endswith(".zarr") for part in parts[:-1]):
+        return "zarr chunk"
+    name = parts[-1] if parts else ""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in SKIPPED_TYPES:
+        return f"{SKIPPED_TYPES[suffix]} ({suffix})"
+    if name.upper() in _DOCUMENT_NAMES:
+        return "document"
+    return None
 
 
 def _stamp(info: dict) -> str:

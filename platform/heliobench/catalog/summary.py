@@ -30,7 +30,7 @@ def removed_by_rule(obs: pl.DataFrame, card: DatasetCard) -> pl.DataFrame:
 
 
 def summarize(tables: CatalogTables, card: DatasetCard | None = None) -> dict[str, pl.DataFrame]:
-    """Counts per instrument/channel/year, label files per kind, quarantine per reason; with a
+    """Counts per instrument/channel/year, label files per kind, quarantine per stage and reason; with a
     ``card``, also what its selection rules remove (:func:`removed_by_rule`)."""
     obs = tables.observations
     frames = {
@@ -49,7 +49,9 @@ def summarize(tables: CatalogTables, card: DatasetCard | None = None) -> dict[st
         "labels": tables.labels.group_by("kind")
         .agg(pl.len().alias("files"), pl.col("time_start").min().alias("first"), pl.col("time_end").max().alias("last"))
         .sort("kind"),
-        "quarantine": tables.quarantine.group_by("reason").agg(pl.len().alias("files"), pl.col("uri").first().alias("example")).sort("files", descending=True),
+        "quarantine": tables.quarantine.group_by("stage", "reason")
+        .agg(pl.len().alias("files"), pl.col("uri").first().alias("example"))
+        .sort("files", "stage", "reason", descending=[True, False, False]),
     }
     if card is not None:
         frames["removed_by_rule"] = removed_by_rule(obs, card)

@@ -137,6 +137,13 @@ def table_uri(catalog: str, name: str) -> str:
     return join(catalog, f"{name}.parquet")
 
 
+def _with_columns(df: pl.DataFrame, schema: pa.Schema) -> pl.DataFrame:
+    """``df`` with the columns of ``schema`` it lacks (a catalog written by an older version) as nulls."""
+    if set(schema.names) <= set(df.columns):
+        return df
+    return pl.concat([empty_frame(schema), df], how="diagonal_relaxed")
+
+
 def load_catalog(catalog: str, must_exist: bool = True) -> CatalogTables:
     """Read a catalog folder; a missing folder is an error unless ``must_exist`` is False.
 
@@ -158,7 +165,7 @@ def load_catalog(catalog: str, must_exist: bool = True) -> CatalogTables:
             except FileNotFoundError:
                 raise HelioBenchError(f"{uri}: no such table") from None
         else:
-            frames[name] = read_parquet(uri)
+            frames[name] = _with_columns(read_parquet(uri), schema)
     labels, quarantine = frames["labels"], frames["quarantine"]
     assert labels is not None and quarantine is not None
     return CatalogTables(frames["catalog"], labels, quarantine, observations_file=snapshot)

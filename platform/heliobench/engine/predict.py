@@ -7,6 +7,9 @@ code that made the training shards. Other PNG/JPEG inputs (cut-outs, figures) ar
 as display images already framed like the model's inputs: converted to grey in [0, 1]
 and resized. The task writes its outputs (masks, boxes, translated
 channels, quality maps) with :meth:`~heliobench.tasks.base.Task.predict_files`.
+
+An input that cannot be read, validated or preprocessed gets an error record (``input``,
+``stage``, ``error``) instead of outputs, and the others are predicted on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from astropy.io import fits
 
 from heliobench.engine.evaluate import load_run_model, run_spec
 from heliobench.errors import ReaderError
+from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
+from heliobench.prep import Pipeline
 from heliobench.prep.image import PrepImage
 from heliobench.shards import member_pipelines
 from heliobench.specs import BenchmarkSpec
@@ -39,8 +44,8 @@ def _raster(raw: bytes, uri: str, size: int) -> np.ndarray:
 
     try:
         img = Image.open(io.BytesIO(raw)).convert("L").resize((size, size), Image.BILINEAR)
-    except OSError as exc:
-        raise ReaderError(uri, f"not a readable PNG/JPEG image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - PIL reports damaged images with many types (OSError, SyntaxError...)
+        raise ReaderError(uri, f"not a readable PNG/JPEG image ({type(exc).__name__}: {exc})") from None
     return np.flipud(np.asarray(img, dtype=np.float32) / 255.0)  # row 0 = south, as registered maps
 
 
@@ -73,25 +78,44 @@ def wcs_header(image: PrepImage) -> fits.Header:
     return h
 
 
-def predict_files(spec: BenchmarkSpec, run_id: str, inputs: list[str], out: str, tracking_uri: str | None = None,
-                  options: dict[str, str] | None = None) -> list[dict]:
-    """Predict on every input (in the order given); returns the task's records of the files written."""
+def _input_image(uri: str, pipeline: Pipeline, size_px: int) -> InputImage:
+    """One input read and preprocessed; a :class:`StageFailure` naming it when it is bad."""
     from heliobench.archive.readers import read_map
 
+    with stage("read", uri):
+        raw = read_bytes(uri)
+    stem = Path(uri).name.split(".")[0]
+    if raw.startswith(_RASTER) and not _names_observation(uri):
+        with stage("decode", uri):
+            return InputImage(stem, _raster(raw, uri, size_px), None)
+    with stage("map", uri):
+        smap = read_map(raw, uri)
+    with stage("preprocess", uri):
+        image, _ = pipeline.run(smap)
+    return InputImage(stem, image.data, image)
+
+
+def predict_files(spec: BenchmarkSpec, run_id: str, inputs: list[str], out: str, tracking_uri: str | None = None,
+                  options: dict[str, str] | None = None, max_failed: float | None = DEFAULT_MAX_SHARE) -> list[dict]:
+    """Predict on every input (in the order given); returns the task's records of the files
+    written, then an error record (``input``, ``stage``, ``error``) per input that failed.
+
+    Raises :class:`~heliobench.failures.TooManyFailures` (its ``result`` the records), once
+    the good inputs are predicted, when more than ``max_failed`` of the inputs failed (None: no limit).
+    """
     client = runs.connect(tracking_uri)
     trained = run_spec(client, run_id, spec)
     model = load_run_model(client, run_id, trained)
     task = get_task(trained.task)
     pipeline = member_pipelines(trained.card(), trained.resolution_px)[trained.inputs[0]]
-    images = []
+    images, errors = [], []
     for uri in inputs:
-        raw = read_bytes(uri)
-        stem = Path(uri).name.split(".")[0]
-        if raw.startswith(_RASTER) and not _names_observation(uri):
-            images.append(InputImage(stem, _raster(raw, uri, trained.resolution_px), None))
-        else:
-            image, _ = pipeline.run(read_map(raw, uri))
-            images.append(InputImage(stem, image.data, image))
+        try:
+            images.append(_input_image(uri, pipeline, trained.resolution_px))
+        except StageFailure as failure:
+            errors.append({"input": uri, "stage": failure.stage, "error": failure.reason})
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return task.predict_files(trained, model, images, out_dir, options or {})
+    records = (task.predict_files(trained, model, images, out_dir, options or {}) if images else []) + errors
+    check_share(len(errors), len(inputs), max_failed, "inputs failed", "the error records above", records)
+    return records

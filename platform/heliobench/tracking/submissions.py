@@ -10,7 +10,7 @@ import numpy as np
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from heliobench.errors import HelioBenchError
+from heliobench.errors import HelioBenchError, one_line
 from heliobench.specs import BenchmarkSpec
 from heliobench.tracking import runs
 from heliobench.tracking.leaderboard import (
@@ -76,8 +76,10 @@ def validate_submission(
         raise HelioBenchError(f"{path}: not an .npz file (expected a zip of .npy arrays, as numpy.savez writes)")
     try:
         return _read(path, expected_ids, shape, value_range)
-    except zipfile.BadZipFile as exc:
-        raise HelioBenchError(f"{path}: corrupt .npz file ({exc})") from None
+    except HelioBenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails with many types (BadZipFile, zlib.error, EOFError...)
+        raise HelioBenchError(one_line(f"{path}: corrupt .npz file ({type(exc).__name__}: {exc})")) from None
 
 
 def _read(path: Path, expected_ids: list[str], shape: tuple[int, ...], value_range: tuple[float, float] | None) -> dict[str, np.ndarray]:

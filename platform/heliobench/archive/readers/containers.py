@@ -31,6 +31,7 @@ from astropy.io.fits.verify import VerifyError
 from heliobench.archive.readers.fitsheaders import read_layout
 from heliobench.archive.readers.formats import describe_start, detect_format
 from heliobench.archive.readers.keywords import DISPLAY_PIXELS, PIXEL_KIND_KEY, number
+from heliobench.archive.readers.validation import check_shape
 from heliobench.errors import ReaderError
 
 
@@ -43,6 +44,7 @@ class ImageFile:
     header: dict[str, Any]  # FITS keyword -> value (COMMENT, HISTORY and unparsable cards left out)
     shape: tuple[int, int]  # (ny, nx)
     decode: Callable[[], np.ndarray]  # the pixels in native byte order, row 0 at the bottom (FITS convention)
+    stored_floats: np.ndarray | None = None  # uncompressed float pixels as stored (a view of the bytes), else None
 
 
 def open_image(raw: bytes, uri: str) -> ImageFile:
@@ -119,8 +121,10 @@ def _open_fits(raw: bytes, uri: str, file_format: str) -> ImageFile:
         header = layout.headers[layout.index]
         shape = _image_shape(header)
         if shape is not None:
+            check_shape(shape, uri)
             decode = partial(_fits_data, raw, uri, layout.index, layout.table, layout.data_offset)
-            return ImageFile(uri, file_format, header, shape, decode)
+            floats = None if layout.table is not None else _stored_floats(raw, header, shape, layout.data_offset)
+            return ImageFile(uri, file_format, header, shape, decode, floats)
     return _open_fits_astropy(raw, uri, file_format)
 
 
@@ -135,6 +139,7 @@ def _open_fits_astropy(raw: bytes, uri: str, file_format: str) -> ImageFile:
                     shape = _image_shape(hdu.header)
                     if shape is None:
                         continue
+                    check_shape(shape, uri)
                     info = hdu.fileinfo()
                     needed = info["datLoc"] + info["datSpan"]
                     if len(raw) < needed:
@@ -144,7 +149,8 @@ def _open_fits_astropy(raw: bytes, uri: str, file_format: str) -> ImageFile:
                             f"({shape[1]}x{shape[0]} image) needs {needed}",
                         )
                     header = _header_dict(hdu.header)
-                    return ImageFile(uri, file_format, header, shape, partial(_fits_data, raw, uri, index, None, None))
+                    floats = None if isinstance(hdu, fits.CompImageHDU) else _stored_floats(raw, hdu.header, shape, info["datLoc"])
+                    return ImageFile(uri, file_format, header, shape, partial(_fits_data, raw, uri, index, None, None), floats)
                 found = ", ".join(_describe_hdu(h) for h in hdul)
                 last = hdul[-1].fileinfo()
                 if raw[last["datLoc"] + last["datSpan"]:].strip(b"\0 "):
@@ -156,6 +162,15 @@ def _open_fits_astropy(raw: bytes, uri: str, file_format: str) -> ImageFile:
         except Exception as exc:  # astropy signals a broken file with many exception types
             raise ReaderError(uri, f"not a readable FITS file ({type(exc).__name__}: {exc})") from None
     raise ReaderError(uri, f"FITS file without a 2-D image (HDUs: {found})")
+
+
+def _stored_floats(raw: bytes, header: Mapping[str, Any], shape: tuple[int, int], offset: int) -> np.ndarray | None:
+    """The pixels of an uncompressed floating-point image HDU whose data start at ``offset``, as
+    stored (big-endian), a view of ``raw``; None for any other image."""
+    bitpix = header.get("BITPIX")
+    if bitpix not in (-32, -64):
+        return None
+    return np.frombuffer(raw, f">f{-bitpix // 8}", count=shape[0] * shape[1], offset=offset).reshape(shape)
 
 
 def _fits_data(raw: bytes, uri: str, index: int, table: Mapping[str, Any] | None, data_offset: int | None) -> np.ndarray:
@@ -388,6 +403,7 @@ def _open_jp2(raw: bytes, uri: str) -> ImageFile:
             raise ReaderError(uri, f"truncated JPEG 2000 file: {len(raw)} bytes, but its '{box.box_id}' box ends at byte {end}")
     if len(shape) == 3 and shape[2] != 1:
         raise ReaderError(uri, f"JPEG 2000 image with {shape[2]} colour components; expected one (a science image)")
+    check_shape(shape[:2], uri)
     header, helioviewer = _jp2_fits_header(boxes, uri)
     scaling = _physical_scaling(header, _bits_per_component(boxes, uri), helioviewer)
     if scaling is None:

@@ -24,7 +24,7 @@ from astropy.coordinates import SkyCoord
 from sunpy.coordinates import frames
 
 from heliobench.archive.observation import ObservationRecord
-from heliobench.archive.readers import instruments
+from heliobench.archive.readers import instruments, validation
 from heliobench.archive.readers.containers import ImageFile, open_image
 from heliobench.archive.readers.keywords import (
     Header,
@@ -53,27 +53,38 @@ class Observation:
 def read_header(raw: bytes, uri: str) -> ObservationRecord:
     """The catalog record of one FITS / gzipped FITS / JPEG 2000 observation, from its header only."""
     observation = understand(open_image(raw, uri))
+    if observation.image.stored_floats is not None:  # pixels that cost nothing to check are checked here already
+        validation.check_pixels(observation.image.stored_floats, uri)
     stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape)
-    return _record(observation, _to_map(observation, stand_in))
+    record = _record(observation, _to_map(observation, stand_in))
+    validation.check_record(record)
+    return record
 
 
 def read_map(raw: bytes, uri: str) -> sunpy.map.GenericMap:
     """The observation as a sunpy Map (AIAMap, HMIMap... where sunpy knows the instrument)."""
     observation = understand(open_image(raw, uri))
-    return _to_map(observation, observation.image.decode())
+    data = observation.image.decode()
+    validation.check_pixels(data, uri)
+    return _to_map(observation, data)
 
 
 def understand(image: ImageFile) -> Observation:
-    """Identify instrument, channel and time of ``image`` and repair its header."""
+    """Identify instrument, channel and time of ``image``, repair its header and check the
+    keywords sunpy will use (:mod:`.validation`)."""
     header, uri = image.header, image.uri
     instrument = instruments.identify_instrument(header, uri)
     obs_time = observation_time(header, uri)
+    if image.file_format != "jp2":  # Helioviewer's placeholder observer keywords are repaired instead
+        validation.check_observer(header, uri)
+    repaired = instruments.repair_header(header, instrument, obs_time, image.shape, uri)
+    validation.check_header(repaired, image.shape, uri)
     return Observation(
         image=image,
         instrument=instrument,
         channel=instruments.channel(header, instrument, uri),
         obs_time=obs_time,
-        header=instruments.repair_header(header, instrument, obs_time, image.shape, uri),
+        header=repaired,
     )
 
 
@@ -168,6 +179,8 @@ def _record(observation: Observation, smap: sunpy.map.GenericMap) -> Observation
             rsun_obs = float(smap.rsun_obs.to_value(u.arcsec))
             dsun = float(smap.dsun.to_value(u.m))
             rotation = smap.rotation_matrix
+            scale, units = smap.scale, smap.spatial_units
+            observatory, detector = smap.observatory, smap.detector
         except Exception as exc:  # observer/coordinate failures come from sunpy and astropy
             raise ReaderError(image.uri, f"cannot place the image on the Sun ({type(exc).__name__}: {exc})") from None
     ny, nx = image.shape
@@ -189,10 +202,10 @@ def _record(observation: Observation, smap: sunpy.map.GenericMap) -> Observation
         display_scaled=display_scaled(header),
         ctype1=ctypes[0],
         ctype2=ctypes[1],
-        cunit1=smap.spatial_units.axis1.to_string(),
-        cunit2=smap.spatial_units.axis2.to_string(),
-        cdelt1=float(smap.scale.axis1.value),
-        cdelt2=float(smap.scale.axis2.value),
+        cunit1=units.axis1.to_string(),
+        cunit2=units.axis2.to_string(),
+        cdelt1=float(scale.axis1.value),
+        cdelt2=float(scale.axis2.value),
         crpix1=number(header, "CRPIX1"),
         crpix2=number(header, "CRPIX2"),
         crval1=number(header, "CRVAL1"),
@@ -205,6 +218,6 @@ def _record(observation: Observation, smap: sunpy.map.GenericMap) -> Observation
         disk_x_px=disk[0] if disk else None,
         disk_y_px=disk[1] if disk else None,
         disk_radius_px=disk[2] if disk else None,
-        observatory="Kanzelhöhe" if observation.instrument == "KSO" else _optional_str(smap.observatory),
-        detector=_optional_str(smap.detector),
+        observatory="Kanzelhöhe" if observation.instrument == "KSO" else _optional_str(observatory),
+        detector=_optional_str(detector),
     )

@@ -13,9 +13,10 @@ from heliobench.archive.readers.formats import describe_start, detect_format
 from heliobench.archive.readers.hek import read_hek
 from heliobench.archive.readers.images import read_header
 from heliobench.archive.readers.keywords import observation_time, text
-from heliobench.archive.readers.scss import ScssLabel, read_scss_label, scss_labels_in_zip
+from heliobench.archive.readers.scss import ScssLabel, read_scss_bytes, read_scss_label, zip_members
 from heliobench.archive.readers.srs import read_srs
 from heliobench.errors import ReaderError
+from heliobench.failures import stage
 from heliobench.storage import read_bytes
 
 _AU_M = 1.495978707e11
@@ -104,7 +105,15 @@ def _scss_summary(label: ScssLabel) -> dict[str, Any]:
 
 
 def _scss_zip(raw: bytes, uri: str) -> dict[str, Any]:
-    labels = list(scss_labels_in_zip(raw, uri))
+    """The labels of an SCSS-Net archive; members that cannot be read or parsed listed apart (as ingest quarantines them)."""
+    labels, unreadable = [], []
+    for name, content in zip_members(raw, uri):
+        try:
+            if isinstance(content, ReaderError):
+                raise content
+            labels.append(read_scss_bytes(content, name))
+        except ReaderError as exc:
+            unreadable.append({"uri": exc.uri, "reason": exc.reason})
     dates = [label.date for label in labels]
     radii = [label.radius_px for label in labels]
     return _jsonable({
@@ -115,6 +124,7 @@ def _scss_zip(raw: bytes, uri: str) -> dict[str, Any]:
         "n_polygons": sum(len(label.polygons) for label in labels),
         "date_range": [min(dates), max(dates)] if dates else None,
         "radius_px_range": [min(radii), max(radii)] if radii else None,
+        "unreadable": unreadable,
     })
 
 
@@ -140,16 +150,18 @@ _BY_FORMAT = {
 
 
 def inspect_uri(uri: str) -> dict[str, Any]:
-    """What the file at ``uri`` holds, judged by its content (JSON-serialisable)."""
-    raw = read_bytes(uri)
-    kind = detect_format(raw)
-    if kind == "empty":
-        raise ReaderError(uri, "empty file (0 bytes)")
-    if kind not in _BY_FORMAT:
-        raise ReaderError(
-            uri, f"not an observation, SRS, HEK or SCSS label file (content starts with {describe_start(raw)})"
-        )
-    return _BY_FORMAT[kind](raw, uri)
+    """What the file at ``uri`` holds, judged by its content (JSON-serialisable); anything
+    that goes wrong with the file is a :class:`ReaderError` naming it."""
+    with stage("inspect", uri):
+        raw = read_bytes(uri)
+        kind = detect_format(raw)
+        if kind == "empty":
+            raise ReaderError(uri, "empty file (0 bytes)")
+        if kind not in _BY_FORMAT:
+            raise ReaderError(
+                uri, f"not an observation, SRS, HEK or SCSS label file (content starts with {describe_start(raw)})"
+            )
+        return _BY_FORMAT[kind](raw, uri)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -222,7 +234,7 @@ def _format_scss_zip(d: dict[str, Any]) -> list[str]:
         f"SCSS-Net label archive: {d['n_files']} files ({kinds}), {d['n_polygons']} polygons",
         f"dates        {_fmt(first)} .. {_fmt(last)}",
         f"disk radius  {_fmt(smallest, 1)} .. {_fmt(largest, 1)} px on the 4096-pixel grid",
-    ]
+    ] + [f"unreadable   {u['uri']}: {u['reason']}" for u in d["unreadable"]]
 
 
 def _format_scss_label(d: dict[str, Any]) -> list[str]:

@@ -9,7 +9,8 @@ cannot do without is missing or malformed.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+import warnings
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from astropy.time import Time
@@ -49,8 +50,13 @@ def number(header: Header, *keys: str) -> float | None:
     return None
 
 
+#: The earliest observation time accepted: the first photographs of the Sun were taken in the 1840s.
+EARLIEST_OBSERVATION = datetime(1840, 1, 1, tzinfo=timezone.utc)
+
+
 def observation_time(header: Header, uri: str) -> datetime:
-    """``DATE-OBS`` (or ``DATE_OBS``, with ``TIME-OBS`` when the date has no time) in UTC."""
+    """``DATE-OBS`` (or ``DATE_OBS``, with ``TIME-OBS`` when the date has no time) in UTC,
+    between :data:`EARLIEST_OBSERVATION` and now."""
     key = next((k for k in ("DATE-OBS", "DATE_OBS") if text(header, k)), None)
     if key is None:
         raise ReaderError(uri, "no DATE-OBS keyword (nor DATE_OBS): the observation time is unknown")
@@ -58,20 +64,28 @@ def observation_time(header: Header, uri: str) -> datetime:
     time_of_day = text(header, "TIME-OBS", "TIME_OBS")
     stamp = f"{value}T{time_of_day}" if time_of_day and "T" not in value and ":" not in value else value
     try:
-        return Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
-    except ValueError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ERFA's "dubious year": the range is checked below
+            when = Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
+    except Exception:  # noqa: BLE001 - astropy rejects malformed and out-of-range times with several types
         raise ReaderError(uri, f"{key}={value!r} is not a valid date and time") from None
+    if when < EARLIEST_OBSERVATION:
+        raise ReaderError(uri, f"{key}={value!r} is an impossible observation time (before {EARLIEST_OBSERVATION.year})")
+    if when > datetime.now(timezone.utc) + timedelta(days=1):
+        raise ReaderError(uri, f"{key}={value!r} is an impossible observation time (in the future)")
+    return when
 
 
 def quality_word(header: Header, uri: str) -> int:
     """The ``QUALITY`` word (0 when absent); hexadecimal strings such as MDI's are accepted."""
     value = header.get("QUALITY", 0)
     try:
-        if isinstance(value, str):
-            return int(value.strip() or "0", 0)
-        return int(value)
+        word = int(value.strip() or "0", 0) if isinstance(value, str) else int(value)
     except (TypeError, ValueError, OverflowError):
         raise ReaderError(uri, f"QUALITY={value!r} is not an integer quality word") from None
+    if not -(2**31) <= word < 2**32:
+        raise ReaderError(uri, f"QUALITY={value!r} is not a 32-bit quality word")
+    return word
 
 
 def processing_level(header: Header) -> str | None:

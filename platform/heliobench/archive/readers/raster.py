@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from heliobench.archive.readers.containers import ImageFile
+from heliobench.archive.readers.validation import check_shape
 from heliobench.errors import ReaderError
 
 #: File-name parts naming an instrument and channel, and the keywords that say the same in a FITS header.
@@ -76,8 +77,8 @@ def decode_raster(raw: bytes, uri: str) -> np.ndarray:
         with Image.open(io.BytesIO(raw)) as picture:
             grey = picture.convert("F") if picture.mode in ("I", "I;16", "F") else picture.convert("L")
             pixels = np.asarray(grey, dtype=np.float32)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ReaderError(uri, f"not a readable PNG/JPEG image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - PIL reports damaged images with many types (OSError, SyntaxError...)
+        raise ReaderError(uri, f"not a readable PNG/JPEG image ({type(exc).__name__}: {exc})") from None
     return np.ascontiguousarray(pixels[::-1])
 
 
@@ -86,8 +87,8 @@ def grey_levels(raw: bytes, uri: str) -> list[int]:
     try:
         with Image.open(io.BytesIO(raw)) as picture:
             histogram = picture.convert("L").histogram()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ReaderError(uri, f"not a readable PNG/JPEG image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - PIL reports damaged images with many types (OSError, SyntaxError...)
+        raise ReaderError(uri, f"not a readable PNG/JPEG image ({type(exc).__name__}: {exc})") from None
     return [level for level, count in enumerate(histogram) if count]
 
 
@@ -176,5 +177,6 @@ def raster_header(uri: str, pixels: np.ndarray) -> dict[str, Any]:
 def open_raster(raw: bytes, uri: str, file_format: str) -> ImageFile:
     """A PNG/JPEG full-disk browse image as an :class:`ImageFile` with a derived header."""
     pixels = decode_raster(raw, uri)
+    check_shape(pixels.shape, uri)
     return ImageFile(uri=uri, file_format=file_format, header=raster_header(uri, pixels), shape=pixels.shape,
                      decode=partial(np.array, pixels, copy=True))

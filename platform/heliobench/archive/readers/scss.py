@@ -119,15 +119,15 @@ def zip_members(raw: bytes, uri: str) -> Iterator[tuple[str, bytes | ReaderError
     (bad CRC, truncated or unsupported compression). An unreadable archive raises."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
-    except zipfile.BadZipFile as exc:
-        raise ReaderError(uri, f"not a readable ZIP archive ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged central directory fails with several types
+        raise ReaderError(uri, f"not a readable ZIP archive ({type(exc).__name__}: {exc})") from None
     with archive:
         for member in archive.namelist():
             if member.endswith("/"):
                 continue
             try:
                 yield member_uri(member, uri), archive.read(member)
-            except (zipfile.BadZipFile, EOFError, NotImplementedError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - bad CRC, damaged local header or stream, unsupported method...
                 yield member_uri(member, uri), ReaderError(member_uri(member, uri), f"archive member cannot be read ({exc})")
 
 

@@ -9,10 +9,11 @@ the year the report was issued in.
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import warnings
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -95,23 +96,47 @@ def read_srs(raw: bytes, uri: str) -> pl.DataFrame:
                 table = sunpy_read_srs(tmp.name)
             except Exception as exc:  # sunpy's parser fails with many types on malformed reports
                 raise ReaderError(uri, f"SRS report cannot be parsed ({type(exc).__name__}: {exc})") from None
-    issued = table.meta["issued"].replace(tzinfo=timezone.utc)
+    issued = table.meta.get("issued")
+    if not isinstance(issued, datetime):
+        raise ReaderError(uri, "SRS report without a readable ':Issued:' line: the report's date is unknown")
+    issued = issued.replace(tzinfo=timezone.utc)
     columns = {name: _column(table, name) for name in table.colnames}
     rows = []
     for i in range(len(table)):
         cell = {name: values[i] for name, values in columns.items()}
         mcintosh, mag = cell.get("Z"), cell.get("Mag Type")
+        number = _number(cell, "Number", i, uri)
+        if number is None:
+            raise ReaderError(uri, f"region {i + 1} of the SRS report has no region number")
         rows.append({
             "issued": issued,
             "section": cell["ID"],
-            "noaa_number": full_noaa_number(int(cell["Number"]) % 10000, issued),
-            "latitude_deg": cell.get("Latitude"),
-            "longitude_deg": cell.get("Longitude"),
-            "carrington_longitude_deg": cell.get("Carrington Longitude"),
-            "area_msh": None if cell.get("Area") is None else round(cell["Area"]),
-            "mcintosh_class": mcintosh_class(mcintosh, uri) if mcintosh else None,
-            "longitudinal_extent_deg": None if cell.get("Longitudinal Extent") is None else round(cell["Longitudinal Extent"]),
-            "number_of_spots": cell.get("Number of Sunspots"),
-            "mag_type": mt_wilson_class(mag, uri) if mag else None,
+            "noaa_number": full_noaa_number(round(number) % 10000, issued),
+            "latitude_deg": _number(cell, "Latitude", i, uri),
+            "longitude_deg": _number(cell, "Longitude", i, uri),
+            "carrington_longitude_deg": _number(cell, "Carrington Longitude", i, uri),
+            "area_msh": _rounded(_number(cell, "Area", i, uri)),
+            "mcintosh_class": mcintosh_class(str(mcintosh), uri) if mcintosh else None,
+            "longitudinal_extent_deg": _rounded(_number(cell, "Longitudinal Extent", i, uri)),
+            "number_of_spots": _rounded(_number(cell, "Number of Sunspots", i, uri)),
+            "mag_type": mt_wilson_class(str(mag), uri) if mag else None,
         })
     return pl.DataFrame(rows, schema=SRS_SCHEMA)
+
+
+def _number(cell: dict[str, Any], name: str, row: int, uri: str) -> float | None:
+    """Column ``name`` of region ``row`` (counted from 0) as a finite number, None where empty."""
+    value = cell.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or abs(number) > 1e9:
+        raise ReaderError(uri, f"region {row + 1} of the SRS report: {name} {value!r} is not a number")
+    return number
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
