@@ -34,6 +34,9 @@ class AIAChannel:
     ar_core_power: float  # > 1 concentrates the emission in the hot region cores
     spot_contrast: float  # intensity of sunspot umbrae relative to their surroundings
     filament_contrast: float  # intensity under a filament relative to its surroundings
+    channel_contrast: float  # intensity in a filament channel relative to its surroundings
+    corona_sigma: float  # standard deviation of the quiet Sun's log-brightness (all scales)
+    bright_point_gain: float  # a coronal bright point's peak over the quiet Sun
 
     @property
     def is_uv(self) -> bool:
@@ -60,7 +63,10 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_gain=30.0,
             ar_core_power=2.5,
             spot_contrast=1.0,
-            filament_contrast=0.95,
+            filament_contrast=0.9,
+            channel_contrast=0.9,
+            corona_sigma=0.3,
+            bright_point_gain=0.5,
         ),
         AIAChannel(
             131,
@@ -78,7 +84,10 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_gain=12.0,
             ar_core_power=1.6,
             spot_contrast=1.0,
-            filament_contrast=0.9,
+            filament_contrast=0.8,
+            channel_contrast=0.85,
+            corona_sigma=0.28,
+            bright_point_gain=0.6,
         ),
         AIAChannel(
             171,
@@ -96,7 +105,10 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_gain=4.0,
             ar_core_power=1.0,
             spot_contrast=0.8,
-            filament_contrast=0.85,
+            filament_contrast=0.6,
+            channel_contrast=0.8,
+            corona_sigma=0.25,
+            bright_point_gain=0.9,
         ),
         AIAChannel(
             193,
@@ -110,11 +122,14 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             limb=0.8,
             scale_height_rsun=0.09,
             off_limb=1.2,
-            ch_contrast=0.2,
+            ch_contrast=0.08,
             ar_gain=6.0,
             ar_core_power=1.3,
             spot_contrast=0.9,
-            filament_contrast=0.85,
+            filament_contrast=0.5,
+            channel_contrast=0.68,
+            corona_sigma=0.32,
+            bright_point_gain=1.0,
         ),
         AIAChannel(
             211,
@@ -132,7 +147,10 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_gain=10.0,
             ar_core_power=1.5,
             spot_contrast=0.9,
-            filament_contrast=0.88,
+            filament_contrast=0.5,
+            channel_contrast=0.65,
+            corona_sigma=0.32,
+            bright_point_gain=1.0,
         ),
         AIAChannel(
             304,
@@ -150,7 +168,10 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_gain=5.0,
             ar_core_power=1.0,
             spot_contrast=0.8,
-            filament_contrast=0.75,
+            filament_contrast=0.45,
+            channel_contrast=0.85,
+            corona_sigma=0.22,
+            bright_point_gain=0.6,
         ),
         AIAChannel(
             335,
@@ -168,7 +189,10 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_gain=18.0,
             ar_core_power=2.0,
             spot_contrast=1.0,
-            filament_contrast=0.95,
+            filament_contrast=0.7,
+            channel_contrast=0.7,
+            corona_sigma=0.32,
+            bright_point_gain=0.8,
         ),
         AIAChannel(
             1600,
@@ -187,6 +211,9 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_core_power=1.0,
             spot_contrast=0.35,
             filament_contrast=1.0,
+            channel_contrast=1.0,
+            corona_sigma=0.06,
+            bright_point_gain=0.15,
         ),
         AIAChannel(
             1700,
@@ -205,6 +232,9 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_core_power=1.0,
             spot_contrast=0.3,
             filament_contrast=1.0,
+            channel_contrast=1.0,
+            corona_sigma=0.04,
+            bright_point_gain=0.1,
         ),
     )
 }

@@ -138,7 +138,14 @@ class ActiveRegion:
 
 @dataclass(frozen=True)
 class CoronalHole:
-    """A coronal hole: a star-shaped patch over weak unipolar field."""
+    """A coronal hole: a patch of open, weak unipolar field, dark in EUV and X-rays.
+
+    Its outline is a level set: the smooth shape of ``radius_deg`` and ``harmonics`` plus a
+    ragged, multi-scale perturbation read from the patch texture at ``patch_offset_deg``
+    (:mod:`heliobench.archive.sim.texture`), so boundaries are irregular and small islands
+    of the hole lie around it. ``depth`` scales how dark it is (1 = the channel's full
+    coronal-hole contrast).
+    """
 
     track: int
     emerged_mjd: float
@@ -149,6 +156,8 @@ class CoronalHole:
     harmonics: tuple[tuple[int, float, float], ...]  # (order, relative amplitude, phase rad)
     polarity: int
     polar: bool = False
+    depth: float = 1.0
+    patch_offset_deg: tuple[float, float] = (0.0, 0.0)
 
     def track_at(self, mjd: float) -> int:
         """The SPoCA track number at ``mjd``: one per disk passage, one per Carrington
@@ -169,7 +178,9 @@ class CoronalHole:
 
 @dataclass(frozen=True)
 class Filament:
-    """A filament (dark in H-alpha): a thin, slightly curved band along a neutral line."""
+    """A filament (dark in H-alpha and EUV): a thin, slightly curved band along a neutral line,
+    lying in a filament channel (a broader, fainter dark lane in EUV: the classic coronal-hole
+    confuser)."""
 
     emerged_mjd: float
     lifetime_days: float
@@ -179,6 +190,7 @@ class Filament:
     width_deg: float
     angle_deg: float  # orientation from west towards north
     curvature_per_deg: float
+    channel_width_deg: float = 0.0
 
     def envelope(self, mjd: float) -> float:
         """Visibility in [0, 1]: forms and fades over a day."""
@@ -282,30 +294,42 @@ def active_regions_emerging(seed: int, day: int) -> tuple[ActiveRegion, ...]:
     return tuple(regions)
 
 
+#: Coronal holes are largest and most common in the declining phase of the cycle: their
+#: formation rate follows the activity this many days earlier (Harvey & Recely 2002).
+CH_ACTIVITY_LAG_DAYS = 730.0
+
+
+def coronal_hole_rate_per_day(mjd: float) -> float:
+    """Low-latitude coronal holes forming per day over the whole Sun."""
+    return 0.08 + 0.25 * cycle.activity(max(mjd - CH_ACTIVITY_LAG_DAYS, cycle.MJD_MIN))
+
+
 @lru_cache(maxsize=256)
 def coronal_holes_forming(seed: int, day: int) -> tuple[CoronalHole, ...]:
     """Low-latitude coronal holes that form on ``day`` (MJD integer)."""
     rand = rng(seed, "coronal_holes", day)
     holes = []
-    for k in range(int(rand.poisson(0.05 + 0.04 * cycle.activity(day + 0.5)))):
+    for k in range(int(rand.poisson(coronal_hole_rate_per_day(day + 0.5)))):
         hemisphere = 1 if rand.random() < 0.5 else -1
         holes.append(
             CoronalHole(
                 track=day * 10 + k,
                 emerged_mjd=day + float(rand.random()),
                 lifetime_days=float(rand.uniform(15.0, CH_MAX_LIFETIME_DAYS)),
-                lat_deg=hemisphere * float(rand.uniform(3.0, 38.0)),
+                lat_deg=hemisphere * float(rand.uniform(0.0, 45.0)),
                 lon_deg=float(rand.uniform(-180.0, 180.0)),
-                radius_deg=float(rand.uniform(4.0, 12.0)),
+                radius_deg=float(np.clip(rand.lognormal(math.log(9.0), 0.4), 3.0, 24.0)),
                 harmonics=tuple(
                     (
                         order,
-                        float(np.clip(rand.normal(0.0, 0.12), -0.25, 0.25)),
+                        float(np.clip(rand.normal(0.0, 0.15), -0.3, 0.3)),
                         float(rand.uniform(0, 2 * math.pi)),
                     )
                     for order in (2, 3, 4)
                 ),
                 polarity=1 if rand.random() < 0.5 else -1,
+                depth=float(rand.uniform(0.8, 1.0)),
+                patch_offset_deg=(float(rand.uniform(0, 64.0)), float(rand.uniform(0, 64.0))),
             )
         )
     return tuple(holes)
@@ -321,6 +345,10 @@ def _polar_hole_shapes(seed: int) -> tuple[tuple[tuple[int, float, float], ...],
         )
         for _ in range(2)
     )
+
+
+#: The polar holes' ragged edges change at this pace (degrees of patch texture per day).
+POLAR_PATCH_DRIFT_DEG_PER_DAY = 0.25
 
 
 def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
@@ -340,6 +368,7 @@ def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
             harmonics=shape,
             polarity=north * sign,
             polar=True,
+            patch_offset_deg=(32.0 * i, 16.0 + 32.0 * i + POLAR_PATCH_DRIFT_DEG_PER_DAY * (mjd - 51544.5)),
         )
         for i, (sign, shape) in enumerate(zip((1, -1), _polar_hole_shapes(seed), strict=True))
     )
@@ -347,21 +376,26 @@ def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
 
 @lru_cache(maxsize=256)
 def filaments_forming(seed: int, day: int) -> tuple[Filament, ...]:
-    """Filaments that form on ``day`` (MJD integer)."""
+    """Filaments that form on ``day`` (MJD integer): quiet-Sun filaments at all latitudes
+    up to the polar crown, more and at lower latitudes with activity."""
     rand = rng(seed, "filaments", day)
-    return tuple(
-        Filament(
-            emerged_mjd=day + float(rand.random()),
-            lifetime_days=float(rand.uniform(3.0, FILAMENT_MAX_LIFETIME_DAYS)),
-            lat_deg=(1 if rand.random() < 0.5 else -1) * float(rand.uniform(8.0, 60.0)),
-            lon_deg=float(rand.uniform(-180.0, 180.0)),
-            length_deg=float(rand.uniform(5.0, 25.0)),
-            width_deg=float(rand.uniform(0.2, 0.5)),
-            angle_deg=float(rand.uniform(-60.0, 60.0)),
-            curvature_per_deg=float(rand.normal(0.0, 0.02)),
+    filaments = []
+    for _ in range(int(rand.poisson(0.35 + 1.0 * cycle.activity(day + 0.5)))):
+        width = float(rand.uniform(0.2, 0.5))
+        filaments.append(
+            Filament(
+                emerged_mjd=day + float(rand.random()),
+                lifetime_days=float(rand.uniform(3.0, FILAMENT_MAX_LIFETIME_DAYS)),
+                lat_deg=(1 if rand.random() < 0.5 else -1) * float(rand.uniform(5.0, 65.0)),
+                lon_deg=float(rand.uniform(-180.0, 180.0)),
+                length_deg=float(np.clip(rand.lognormal(math.log(12.0), 0.5), 4.0, 45.0)),
+                width_deg=width,
+                angle_deg=float(rand.uniform(-60.0, 60.0)),
+                curvature_per_deg=float(rand.normal(0.0, 0.02)),
+                channel_width_deg=width * float(rand.uniform(3.0, 8.0)),
+            )
         )
-        for _ in range(int(rand.poisson(0.15 + 0.45 * cycle.activity(day + 0.5))))
-    )
+    return tuple(filaments)
 
 
 def _place(features: list, mjd: float) -> tuple[Placed, ...]:
