@@ -17,7 +17,7 @@ from heliobench.realism.disks import DiskImage
 from heliobench.realism.display import HELIOVIEWER_AIA193, HELIOVIEWER_HMI_MAGNETOGRAM, SDO_BROWSE_AIA193
 from heliobench.realism.distances import log_ratio_rms, relative_error, rms_difference, total_variation, wasserstein
 from heliobench.realism.reference import FAMILIES
-from heliobench.realism.regions import axis_tilt_deg, folded_tilts, joy_slope
+from heliobench.realism.regions import axis_tilt_deg, folded_tilts, joy_fit
 from heliobench.realism.simulated import partner_time
 from heliobench.realism.statistics import (
     K_EDGES,
@@ -159,7 +159,9 @@ def test_tilt_of_the_principal_axis_is_clockwise_positive():
     assert axis_tilt_deg(x, np.tan(np.radians(35)) * x, np.ones_like(x)) == pytest.approx(-35.0)
     assert axis_tilt_deg(np.zeros(5), np.arange(5.0), np.ones(5)) == pytest.approx(90.0)
     lat = np.array([-20.0, -10.0, 10.0, 30.0])
-    assert joy_slope(lat, 0.5 * lat) == pytest.approx(0.5)
+    assert joy_fit(lat, 0.5 * lat) == pytest.approx((0.5, 0.0))
+    slope, error = joy_fit(lat, 0.5 * lat + np.array([2.0, -2.0, 2.0, -2.0]))
+    assert slope == pytest.approx(0.5 + (-40 + 20 + 20 - 60) / 1500) and error > 0
     assert folded_tilts(lat, 0.5 * lat).tolist() == [10.0, 5.0, 5.0, 15.0]
 
 
@@ -172,9 +174,15 @@ def test_images_before_sdo_are_paired_a_solar_cycle_later():
 # --- the report on the real files --------------------------------------------------------
 
 
+#: Families with no file in ../shared/realdata (a user's own real-data folder may have them).
+NOT_IN_REALDATA = {"aia193_fits", "hmi_magnetogram_fits"}
+
+
 def _expected_keys() -> set[str]:
     keys = set(REGION_STATISTICS)
     for f in FAMILIES:
+        if f.key in NOT_IN_REALDATA:
+            continue
         names = ["field", "spectrum"] if f.kind == "field" else ["histogram", "limb", "spectrum"]
         names += ["disk_median"] * f.absolute + ["ch_fraction", "ch_contrast"] * f.coronal_holes
         keys |= {f"{f.key}.{n}" for n in names}
@@ -207,6 +215,7 @@ def test_report_on_the_real_files(realdata, tmp_path, ray_session):
     assert {p.name for p in out.glob("*.png")} == referenced  # every figure is on the page, and only those
     assert {r.figure for r in rows if r.figure} <= referenced
     assert "EIT 171 8-bit display image" in page  # unused real files are listed with the reason
+    assert written["families_without_real_files"] == sorted(NOT_IN_REALDATA, key=[f.key for f in FAMILIES].index)
 
 
 def test_report_of_an_archive_without_real_data_uses_published_values(tmp_path):
@@ -223,7 +232,8 @@ def test_report_of_an_archive_without_real_data_uses_published_values(tmp_path):
     assert math.isfinite(rows["groups.joy"].distance) and rows["groups.joy"].n_simulated >= 3
     assert rows["groups.sporer"].source == published.SPORER.citation and math.isfinite(rows["groups.sporer"].distance)
     assert "no Kislovodsk table" in rows["groups.area"].note and math.isnan(rows["groups.area"].distance)
-    assert "no real-data folder" in rows["aia193_png.histogram"].note and math.isnan(rows["aia193_png.histogram"].distance)
     assert "no real SRS reports" in rows["srs.mt_wilson"].note
-    settings = json.loads((tmp_path / "report" / "realism.json").read_text())["settings"]
-    assert settings["realdata"].startswith("absent")
+    assert set(rows) == set(REGION_STATISTICS)  # no image statistics without real images
+    written = json.loads((tmp_path / "report" / "realism.json").read_text())
+    assert written["settings"]["realdata"].startswith("absent")
+    assert written["families_without_real_files"] == [f.key for f in FAMILIES]

@@ -78,7 +78,7 @@ def _sim_report(a: argparse.Namespace) -> int:
                                   cycle_cadence_days=a.cycle_cadence, magnetogram_steps=a.magnetogram_steps,
                                   real_limit=a.real_limit)
     except ValueError as exc:
-        raise ConfigError(f"sim-report: {exc}") from None
+        raise ConfigError(str(exc)) from None
     rows = realism_report(a.out, realdata=a.realdata, settings=settings, archive=a.archive, progress=not a.quiet)
     emit(format_table(rows))
     emit(f"\nreport: {os.path.join(a.out, 'index.html')} (table as JSON: {os.path.join(a.out, 'realism.json')})")
@@ -298,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "coronal-hole area and contrast against the CHRONNOS masks; sunspot-group areas, latitudes (Spörer), "
                        "tilts (Joy) and spot counts against the Kislovodsk table; Mount Wilson classes against NOAA SRS; "
                        "HMI fields against HMI and MDI magnetograms. Published values stand in where real files are absent. "
-                       "Prints the table and writes OUT/index.html, the figures and OUT/realism.json.")
+                       "Prints the table and writes OUT/index.html, the figures and OUT/realism.json. The simulation runs as "
+                       "Ray tasks writing to a temporary local folder: with a remote --address, simulate with `heliobench sim` "
+                       "to shared storage and pass --archive.")
     s.add_argument("--out", default="work/sim_report", help="report folder (default work/sim_report)")
     s.add_argument("--realdata", default=None, help="folder of real files laid out as ../shared/realdata (default "
                    "$HELIOBENCH_REALDATA, else ../shared/realdata beside the project); absent: published values only")

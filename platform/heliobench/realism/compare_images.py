@@ -47,6 +47,7 @@ class Pair:
 
     real: DiskImage
     simulated: DiskImage
+    gap_days: float  # between the real image's partner time and the simulated image
 
 
 def nearest(images: list[SimImage], real: DiskImage) -> SimImage:
@@ -70,7 +71,8 @@ def make_pairs(family: Family, real_images: list[DiskImage], files: SimulatedFil
         if family.curve is not None:
             simulated = simulated.with_values(family.curve.round_trip(simulated.data, simulated.exposure_s))
         radius = min(real.radius_px, simulated.radius_px)
-        pairs.append(Pair(real.at_radius(radius), simulated.at_radius(radius)))
+        gap = abs((partner.obs_time - partner_time(real.obs_time)).total_seconds()) / 86400.0
+        pairs.append(Pair(real.at_radius(radius), simulated.at_radius(radius), gap))
     return pairs
 
 
@@ -85,8 +87,8 @@ def _per_second(image: DiskImage) -> float:
     return disk_median(image) / (image.exposure_s or 1.0)
 
 
-def _missing_rows(family: Family, note: str) -> list[Row]:
-    """The family's rows with one side missing (``note`` says which and why)."""
+def _missing_rows(family: Family, real: list[DiskImage], note: str) -> list[Row]:
+    """The family's rows without a simulated side (``note`` says why)."""
     specs = [("field", f"{family.title}: on-disk B_LOS distribution", W1_GAUSS)] if family.kind == "field" else [
         ("histogram", f"{family.title}: on-disk intensity histogram", W1_DEX),
         ("limb", f"{family.title}: radial limb profile", LOG_RMS)]
@@ -96,14 +98,15 @@ def _missing_rows(family: Family, note: str) -> list[Row]:
     if family.coronal_holes:
         specs += [("ch_fraction", f"{family.title}: coronal-hole area fraction", REL),
                   ("ch_contrast", f"{family.title}: coronal-hole contrast", REL)]
-    return [Row(f"{family.key}.{name}", statistic, "", None, None, float("nan"), metric, "", None, 0, 0, note)
+    return [Row(f"{family.key}.{name}", statistic, "", None, None, float("nan"), metric, "", None, 0, len(real), note)
             for name, statistic, metric in specs]
 
 
 def family_rows(family: Family, pairs: list[Pair], figure_dir: Path) -> list[Row]:
     """The statistics of one family's image pairs, with their figures."""
     source = f"{len(pairs)} real file(s): " + ", ".join(sorted({p.real.name for p in pairs}))
-    note = family.display_note
+    gap = max(p.gap_days for p in pairs)
+    note = family.display_note + (f"; simulated images up to {gap:.0f} days from the real files' dates" if gap > 1 else "")
     n = len(pairs)
     field = family.kind == "field"
     gallery = figures.image_pair(pairs[0].real, pairs[0].simulated, field, figure_dir / f"{family.key}.images.png")
@@ -171,18 +174,16 @@ def family_rows(family: Family, pairs: list[Pair], figure_dir: Path) -> list[Row
 
 
 def compare_images(reference: Reference, files: SimulatedFiles, figure_dir: Path) -> list[Row]:
-    """Rows of every image family: real files against the simulated archive ``files``."""
+    """Rows of every image family that has real files: real files against the simulated archive ``files``."""
     products = files.products()
     cache: dict = {}
     rows = []
     for family in FAMILIES:
         real_images = reference.family_images(family)
-        instrument, channel = family.simulated
+        if not real_images:
+            continue
         if family.simulated not in products:
-            rows += _missing_rows(family, f"the simulated archive has no {instrument} {channel} images")
-        elif not real_images:
-            rows += _missing_rows(family, "no real files of this kind" + (f" under {reference.root}" if reference.root else
-                                                                          ": no real-data folder"))
+            rows += _missing_rows(family, real_images, f"the simulated archive has no {' '.join(family.simulated)} images")
         else:
             rows += family_rows(family, make_pairs(family, real_images, files, cache), figure_dir)
     return rows

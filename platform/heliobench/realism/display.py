@@ -124,8 +124,8 @@ HELIOVIEWER_HMI_MAGNETOGRAM = DisplayCurve(
 
 #: SDO browse PNGs of AIA 193 (the Reiss/CHRONNOS images): SSW aia_intscale's 193 curve
 #: (DN normalised to 2.9995 s, clipped to 120-6000, log10) under SunPy's sdoaia193 colour
-#: table. The colours are verified (every pixel of the real PNGs lies within 3 levels of the
-#: table); the intensity curve is the AIA team's standard, not stated by the files.
+#: table. The colours are verified (a real PNG pixel's RGB distance to the table is 1 level
+#: typically, 8 at most); the intensity curve is the AIA team's standard, not stated by the files.
 SDO_BROWSE_AIA193 = DisplayCurve(
     name="sdo_browse_aia193",
     scaling="log10",

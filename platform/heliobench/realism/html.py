@@ -59,7 +59,7 @@ def write_html(out: Path, rows: list[Row], settings: dict, unused: dict[str, str
         parts += [f"<img src='{_esc(g)}' alt='{_esc(g)}'>" for g in galleries]
         parts.append("</section>")
     if unused:
-        parts.append("<section id='unused'><h2>Real files not compared</h2><ul>")
+        parts.append("<section id='unused'><h2>Not compared</h2><ul>")
         parts += [f"<li><code>{_esc(name)}</code>: {_esc(why)}</li>" for name, why in sorted(unused.items())]
         parts.append("</ul></section>")
     parts.append("</body></html>")

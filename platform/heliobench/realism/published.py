@@ -9,10 +9,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Published:
-    """A published value and where it comes from."""
+    """A published value, its uncertainty where the source gives one, and where it comes from."""
 
     value: float
     citation: str
+    error: float = float("nan")
 
 
 #: Joy's law for white-light sunspot groups (tilt of the line through the spots, no polarity),
@@ -20,6 +21,7 @@ class Published:
 JOY_SLOPE = Published(
     0.26,
     "Dasi-Espuig et al. 2010, A&A 518, A7: Joy's law of Mount Wilson white-light groups, tilt = (0.26 ± 0.05) × latitude",
+    error=0.05,
 )
 
 #: Spörer's law: the centroid of the sunspot zones drifts as 28° exp(-t / 90 months) from the

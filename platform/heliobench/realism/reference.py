@@ -13,9 +13,9 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
-
 from tqdm import tqdm
 
 from heliobench.archive.readers import read_image_mask_pair, read_srs
@@ -49,7 +49,7 @@ class Family:
     channels: tuple[str, ...]
     file_format: str  # "fits", "jp2" or "png"
     simulated: tuple[str, str]  # (instrument, channel) of the simulated partner
-    kind: str  # "intensity" or "field"
+    kind: Literal["intensity", "field"]
     curve: DisplayCurve | None = None  # for display-scaled pixels
     absolute: bool = False  # also compare the disk median in DN/s
     coronal_holes: bool = False  # images come with CHRONNOS masks
@@ -68,12 +68,14 @@ FAMILIES = (
     Family("aia171_fits", "AIA 171 Å (FITS)", "AIA", ("171",), "fits", ("AIA", "171"), "intensity", absolute=True),
     Family("swap174_fits", "SWAP 174 Å (FITS) vs AIA 171 Å", "SWAP", ("174",), "fits", ("AIA", "171"), "intensity"),
     Family("eit195_fits", "EIT 195 Å (FITS) vs AIA 193 Å", "EIT", ("195",), "fits", ("AIA", "193"), "intensity"),
+    Family("aia193_fits", "AIA 193 Å (FITS)", "AIA", ("193",), "fits", ("AIA", "193"), "intensity", absolute=True),
     Family("aia193_jp2", "AIA 193 Å (Helioviewer JP2)", "AIA", ("193",), "jp2", ("AIA", "193"), "intensity",
            curve=HELIOVIEWER_AIA193, absolute=True),
     Family("aia193_png", "AIA 193 Å (SDO browse PNG, CHRONNOS set)", "AIA", ("193",), "png", ("AIA", "193"), "intensity",
            curve=SDO_BROWSE_AIA193, absolute=True, coronal_holes=True),
     Family("hmi_magnetogram_jp2", "HMI magnetogram (Helioviewer JP2)", "HMI", ("magnetogram",), "jp2", ("HMI", "magnetogram"),
            "field", curve=HELIOVIEWER_HMI_MAGNETOGRAM),
+    Family("hmi_magnetogram_fits", "HMI magnetogram (FITS)", "HMI", ("magnetogram",), "fits", ("HMI", "magnetogram"), "field"),
     Family("mdi_magnetogram_fits", "MDI magnetogram (FITS) vs HMI", "MDI", ("magnetogram",), "fits", ("HMI", "magnetogram"), "field"),
     Family("hmi_continuum_jp2", "HMI continuum (Helioviewer JP2)", "HMI", ("continuum",), "jp2", ("HMI", "continuum"), "intensity"),
     Family("continuum_fits_hmi", "HMI continuum (FITS)", "HMI", ("continuum",), "fits", ("HMI", "continuum"), "intensity"),

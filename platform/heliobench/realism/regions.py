@@ -117,13 +117,17 @@ def measure_tilts(uri: str, groups: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=TILT_SCHEMA)
 
 
-def joy_slope(latitude_deg: np.ndarray, tilt_deg: np.ndarray) -> float:
-    """Least-squares slope of tilt against latitude through the origin (Joy's law: tilt = slope x latitude)."""
+def joy_fit(latitude_deg: np.ndarray, tilt_deg: np.ndarray) -> tuple[float, float]:
+    """Joy's law, tilt = slope x latitude: the least-squares slope through the origin and its
+    standard error (NaN with fewer than 3 groups)."""
     lat, tilt = np.asarray(latitude_deg, dtype=float), np.asarray(tilt_deg, dtype=float)
     ok = np.isfinite(lat) & np.isfinite(tilt)
-    if ok.sum() < 3:
-        return float("nan")
-    return float((lat[ok] * tilt[ok]).sum() / (lat[ok] ** 2).sum())
+    lat, tilt = lat[ok], tilt[ok]
+    if lat.size < 3:
+        return float("nan"), float("nan")
+    sxx = (lat**2).sum()
+    slope = (lat * tilt).sum() / sxx
+    return float(slope), float(np.sqrt(((tilt - slope * lat) ** 2).sum() / (lat.size - 1) / sxx))
 
 
 def folded_tilts(latitude_deg: np.ndarray, tilt_deg: np.ndarray) -> np.ndarray:

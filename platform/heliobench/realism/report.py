@@ -21,7 +21,7 @@ from pathlib import Path
 from heliobench.realism.compare_images import compare_images
 from heliobench.realism.compare_regions import KISLOVODSK_SPAN, compare_regions
 from heliobench.realism.html import write_html
-from heliobench.realism.reference import Reference, load_reference
+from heliobench.realism.reference import FAMILIES, Reference, load_reference
 from heliobench.realism.regions import cycle_days
 from heliobench.realism.simulated import SimulatedFiles, partner_time, scan_archive, simulate
 from heliobench.realism.table import Row
@@ -40,15 +40,17 @@ class ReportSettings:
 
     def __post_init__(self) -> None:
         if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
-        if self.cycle_cadence_days < 1 or self.magnetogram_steps < 0:
-            raise ValueError("cycle_cadence_days must be at least 1 and magnetogram_steps at least 0")
+            raise ValueError(f"size (--size) must be at least 16 pixels, got {self.size}")
+        if self.cycle_cadence_days < 1:
+            raise ValueError(f"cycle_cadence_days (--cycle-cadence) must be at least 1, got {self.cycle_cadence_days}")
+        if self.magnetogram_steps < 0:
+            raise ValueError(f"magnetogram_steps (--magnetogram-steps) must be at least 0, got {self.magnetogram_steps}")
         if self.real_limit is not None and self.real_limit < 1:
-            raise ValueError(f"real_limit must be at least 1, got {self.real_limit}")
+            raise ValueError(f"real_limit (--real-limit) must be at least 1, got {self.real_limit}")
 
 
-#: A lighter run for the demo (about a minute and a half here): fewer simulated steps at 256 px.
-DEMO_SETTINGS = ReportSettings(size=256, cycle_cadence_days=15, magnetogram_steps=12)
+#: A lighter run for the demo: 256 px, at most 5 real images per kind, fewer SRS days and magnetograms.
+DEMO_SETTINGS = ReportSettings(size=256, cycle_cadence_days=20, magnetogram_steps=8, real_limit=5)
 
 
 def plan(reference: Reference, settings: ReportSettings) -> tuple[list[datetime], list[date]]:
@@ -114,9 +116,12 @@ def realism_report(out: str | Path, realdata: str | Path | None = None, settings
                  "realdata": str(reference.root) if reference.root else "absent (published values only)",
                  "archive": archive or f"simulated: {len(steps)} time steps with images", "seconds": round(seconds, 1)}
     galleries = sorted(p.name for p in out.glob("*.images.png"))
-    write_html(out, rows, described, reference.unused | {f"simulated day {d}": why for d, why in failed.items()}, galleries)
+    absent = {f"({f.title})": "no real files of this kind" for f in FAMILIES if not reference.family_images(f)}
+    write_html(out, rows, described, absent | reference.unused | {f"simulated day {d}": why for d, why in failed.items()},
+               galleries)
     (out / "realism.json").write_text(json.dumps({"settings": described, "rows": [r.to_json() for r in rows],
                                                   "unused_real_files": reference.unused,
+                                                  "families_without_real_files": [f.key for f in FAMILIES if not reference.family_images(f)],
                                                   "simulated_products": sorted(" ".join(p) for p in files.products()),
                                                   "failed_simulated_days": failed,
                                                   "unreadable_simulated_files": files.unreadable}, indent=1))
