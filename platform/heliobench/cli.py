@@ -68,6 +68,23 @@ def _sim(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("sim-report")
+def _sim_report(a: argparse.Namespace) -> int:
+    from heliobench.realism import ReportSettings, format_table, realism_report
+    from heliobench.realism.report import parse_day
+
+    try:
+        settings = ReportSettings(size=a.size, seed=a.seed, days=tuple(parse_day(d) for d in a.days or ()),
+                                  cycle_cadence_days=a.cycle_cadence, magnetogram_steps=a.magnetogram_steps,
+                                  real_limit=a.real_limit)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    rows = realism_report(a.out, realdata=a.realdata, settings=settings, archive=a.archive, progress=not a.quiet)
+    emit(format_table(rows))
+    emit(f"\nreport: {os.path.join(a.out, 'index.html')} (table as JSON: {os.path.join(a.out, 'realism.json')})")
+    return 0
+
+
 @verb("ingest")
 def _ingest(a: argparse.Namespace) -> int:
     from heliobench.catalog.ingest import ingest
@@ -273,6 +290,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=512, help="AIA/HMI image size in pixels (default 512; real data is 4096)")
     s.add_argument("--halpha-size", type=int, default=None, help="H-alpha image size in pixels (default: --size)")
     s.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same Sun (default 0)")
+
+    s = sub.add_parser("sim-report", parents=[common], help="how close the simulated archive is to real data: a table of distances and an HTML page",
+                       description="Simulate what the comparison needs (each real image's own date and time, SRS reports across the "
+                       "Kislovodsk years and magnetograms for tilts) and compare it with the real files: on-disk intensity "
+                       "histograms, limb profiles and power spectra per channel against AIA, EIT, SWAP and JP2/PNG images; "
+                       "coronal-hole area and contrast against the CHRONNOS masks; sunspot-group areas, latitudes (Spörer), "
+                       "tilts (Joy) and spot counts against the Kislovodsk table; Mount Wilson classes against NOAA SRS; "
+                       "HMI fields against HMI and MDI magnetograms. Published values stand in where real files are absent. "
+                       "Prints the table and writes OUT/index.html, the figures and OUT/realism.json. The simulation runs as "
+                       "Ray tasks writing to a temporary local folder: with a remote --address, simulate with `heliobench sim` "
+                       "to shared storage and pass --archive.")
+    s.add_argument("--out", default="work/sim_report", help="report folder (default work/sim_report)")
+    s.add_argument("--realdata", default=None, help="folder of real files laid out as ../shared/realdata (default "
+                   "$HELIOBENCH_REALDATA, else ../shared/realdata beside the project); absent: published values only")
+    s.add_argument("--size", type=int, default=512, help="simulated AIA/HMI image size in pixels (default 512); real images "
+                   "are compared at the coarser resolution of the two")
+    s.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    s.add_argument("--days", nargs="+", metavar="DAY", help="simulate these UTC days or times (2014-07-15, "
+                   "2014-07-15T12:00) for the image statistics instead of each real file's own date and time")
+    s.add_argument("--cycle-cadence", type=int, default=10, metavar="DAYS", help="an SRS report every DAYS days over the "
+                   "Kislovodsk years 2010-2020 for the sunspot-group statistics (default 10)")
+    s.add_argument("--magnetogram-steps", type=int, default=40, metavar="N", help="full time steps spread over those "
+                   "years whose HMI magnetograms give the tilts for Joy's law (default 40)")
+    s.add_argument("--real-limit", type=int, default=None, metavar="N", help="use at most N real images of each kind "
+                   "(default all)")
+    s.add_argument("--archive", help="measure this simulated archive (written by `heliobench sim`) instead of simulating; "
+                   "--size, --seed, --days, --cycle-cadence and --magnetogram-steps are then unused")
 
     s = sub.add_parser("ingest", parents=[common], help="catalogue archive files (folders, s3:// prefixes, JSOC queries) into parquet",
                        description="Read every file's header in parallel with Ray Data into CATALOG/catalog.parquet (observations), labels.parquet (label files) and quarantine.parquet (unreadable files with the reason). Incremental: unchanged files are not read again.")
