@@ -200,9 +200,13 @@ def _train(a: argparse.Namespace) -> int:
 
 @verb("evaluate")
 def _evaluate(a: argparse.Namespace) -> int:
-    from heliobench.engine.evaluate import evaluate
+    from heliobench.engine.evaluate import evaluate, evaluate_transfer
 
     spec = _bench(a)
+    if a.transfer:
+        metrics = evaluate_transfer(spec, a.run, a.transfer, tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
+        emit(json.dumps({"run_id": a.run, "transfer": a.transfer, "metrics": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
+        return 0
     metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
     emit(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
     return 0
@@ -372,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", parents=[common, eng], help="score a run's model on the frozen test split and add it to the leaderboard")
     s.add_argument("--run", required=True, help="MLflow run id of a training run")
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+    s.add_argument("--transfer", metavar="SHARDS", help="instead of the test split, score every sample of SHARDS: shards of another "
+                   "dataset with the benchmark's members at its resolution (e.g. real images with masks for a model trained on the "
+                   "simulated archive); logs transfer_CARD_* metrics on the run and adds nothing to the leaderboard")
 
     s = sub.add_parser("predict", parents=[common, eng], help="run a trained model on your files (FITS, JP2, PNG)")
     s.add_argument("--run", required=True, help="MLflow run id whose model to use")

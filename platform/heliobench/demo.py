@@ -24,7 +24,7 @@ from heliobench.catalog.splits import make_manifest, write_manifest
 from heliobench.catalog.summary import summarize
 from heliobench.catalog.tables import load_catalog
 from heliobench.engine.data import default_shards
-from heliobench.engine.evaluate import evaluate
+from heliobench.engine.evaluate import evaluate, evaluate_transfer
 from heliobench.engine.train import train
 from heliobench.engine.tune import tune_benchmark
 from heliobench.shards import write_shards
@@ -173,6 +173,35 @@ def _searches(specs: dict[str, BenchmarkSpec], work: Path, t0: float) -> dict[st
     return out
 
 
+#: Real images with labels that the demo's simulator-trained models are scored on, where the
+#: real data is present: (benchmark, dataset card, folder under the real-data root).
+TRANSFER_CHECKS = (("ch_segmentation", "aia193_ch_pairs", "ch_reiss"),)
+
+
+def _transfer_to_real(specs: dict[str, BenchmarkSpec], runs: dict[str, dict], work: Path) -> dict[str, dict]:
+    """Score the simulator-trained models on real images (``TRANSFER_CHECKS``), where present."""
+    from heliobench.realism.reference import default_realdata
+
+    out = {}
+    for name, card_name, folder in TRANSFER_CHECKS:
+        source = default_realdata() / folder
+        if not source.is_dir():
+            print(f"[demo] {name}: no real images at {source} (set HELIOBENCH_REALDATA): transfer to real data not scored")
+            continue
+        card, catalog = load_card(card_name), str(work / f"catalog-{card_name}")
+        ingest([str(source)], catalog, progress=True)
+        manifest, _ = make_manifest(load_catalog(catalog), card, card.default_split_scheme)
+        uri = str(work / f"manifest-{card_name}.parquet")
+        write_manifest(manifest, uri)
+        size = specs[name].resolution_px
+        shards = str(work / "shards" / f"{card_name}-{size}")
+        write_shards(uri, card, shards, size_px=size, progress=True)
+        metrics = evaluate_transfer(specs[name], runs[name]["run_id"], shards)
+        out[name] = {"dataset": card_name, "source": str(source), "samples": sum(manifest.counts().values()),
+                     "primary": specs[name].primary_metric, "metrics": metrics}
+    return out
+
+
 def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: int) -> dict:
     """The demo end to end; prints a summary and writes ``demo_summary.json``."""
     t0 = time.perf_counter()
@@ -192,6 +221,8 @@ def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: 
     shards = _shard_all(specs, splits, size)
     _step("shard", t0)
     runs = _run_benchmarks(specs, t0)
+    transfer = _transfer_to_real(specs, runs, work)
+    _step("transfer to real data", t0)
     searches = _searches(specs, work, t0)
     table = LeaderboardTable()
     html = write_leaderboard_html(table, list(specs.values()), str(work / "leaderboard"))
@@ -213,13 +244,16 @@ def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: 
         for name, r in runs.items():
             metric = f"{r['primary']} = {r['test'][r['primary']]:.3f}"
             print(f"{name:<20} {metric:<34} {r['train_seconds']:>8.0f} {r['seconds']:>8.0f}  {r['run_id']}")
+        for name, t in transfer.items():
+            print(f"{name} trained on the simulator, on {t['samples']} real images ({t['dataset']}, {t['source']}): "
+                  f"{t['primary']} = {t['metrics'][t['primary']]:.3f}")
         for name, s in searches.items():
             print(f"tune {name}: {s['trials']} trials, best {s['metric']} = {s['best_metric']:.3f} with {s['best_config']}")
         for spec in specs.values():
             print(format_leaderboard(rank(table, spec), "table"))
         print(f"leaderboard page: {html}")
         print(f"wall time: {time.perf_counter() - t0:.0f} s")
-    summary = {"ingest": ing.__dict__, "splits": splits, "shards": shards, "runs": runs, "searches": searches,
+    summary = {"ingest": ing.__dict__, "splits": splits, "shards": shards, "runs": runs, "transfer": transfer, "searches": searches,
                "html": str(html), "seconds": time.perf_counter() - t0}
     (work / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

@@ -20,12 +20,14 @@ from heliobench.tasks.base import to_numpy
 from heliobench.tracking import runs
 
 
-def _test_batches(spec: BenchmarkSpec, shards: str, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+def _batches(spec: BenchmarkSpec, shards: str, batch_size: int, splits: tuple[str, ...] = ("test",)) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of ``splits`` (the test split: shards of the benchmark's own dataset; every
+    split: another dataset's shards, scored for transfer)."""
     index = read_index(shards)
-    check_compatible(index, spec, shards)
-    uris = split_uris(index, "test", allow_test=True)
+    check_compatible(index, spec, shards, same_dataset=splits == ("test",))
+    uris = [uri for split in splits for uri in split_uris(index, split, allow_test=True)]
     if not uris:
-        raise HelioBenchError(f"{shards}: no test shards")
+        raise HelioBenchError(f"{shards}: no {' or '.join(splits)} shards")
     for uri in uris:
         data = read_shards([uri], ["sample_id", *spec.inputs, *spec.targets])
         n = len(data["sample_id"])
@@ -42,7 +44,7 @@ def test_ids(spec: BenchmarkSpec, shards: str) -> list[str]:
 
 def score(spec: BenchmarkSpec, shards: str, predict: Callable[[dict[str, np.ndarray]], np.ndarray], n_boot: int = 1000) -> dict[str, float]:
     """The benchmark's metrics of ``predict`` (batch → predictions) on the test split."""
-    return get_task(spec.task).score(spec, _test_batches(spec, shards, spec.training.batch_size), predict, n_boot=n_boot)
+    return get_task(spec.task).score(spec, _batches(spec, shards, spec.training.batch_size), predict, n_boot=n_boot)
 
 
 def load_run_model(client, run_id: str, spec: BenchmarkSpec) -> torch.nn.Module:
@@ -84,4 +86,24 @@ def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | 
     runs.log_metrics_once(client, run_id, {f"test_{k}": v for k, v in metrics.items()}, step=0)
     client.set_tag(run_id, "heliobench.leaderboard", "1")
     LeaderboardTable().add_entry(entry_from_run(client, run_id, spec))
+    return metrics
+
+
+def evaluate_transfer(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | None = None, n_boot: int = 1000) -> dict[str, float]:
+    """Score a run's model on every sample of another dataset's shards (real images, say, for a
+    model trained on the simulated archive) and log them on the run as ``transfer_CARD_*``.
+
+    A transfer score answers whether what a model learned carries over; it is not a
+    leaderboard entry (the samples are not that dataset's frozen test split).
+    """
+    client = runs.connect(tracking_uri)
+    trained = run_spec(client, run_id, spec)
+    card = read_index(shards)["card"]
+    if card == trained.dataset:
+        raise HelioBenchError(f"{shards}: shards of {card}, the dataset run {run_id} was trained on; score its test split with evaluate")
+    task = get_task(trained.task)
+    model = load_run_model(client, run_id, trained)
+    batches = _batches(trained, shards, trained.training.batch_size, splits=("train", "val", "test"))
+    metrics = task.score(trained, batches, lambda b: to_numpy(task.predict(model, task.inputs(trained, b))), n_boot=n_boot)
+    runs.log_metrics_once(client, run_id, {f"transfer_{card}_{k}": v for k, v in metrics.items()}, step=0)
     return metrics

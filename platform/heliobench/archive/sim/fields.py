@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heliobench.archive.sim import texture
+from heliobench.archive.sim.texture import PATCH_DEG
 from heliobench.archive.sim.geometry import lon_lat_deg, unit_vectors
 from heliobench.archive.sim.sun import ActiveRegion, CoronalHole, Filament, Placed, SunState, spot_radius_deg
 
@@ -31,8 +32,12 @@ LOOP_STRANDS = (5.0, 8.3, 13.7)
 #: the width of the intensity transition across the boundary (same units), and how fast a
 #: hole's edges change (degrees of patch texture per day).
 CH_RAGGED = 0.32
-CH_EDGE = 0.05
+CH_EDGE = 0.07
 CH_PATCH_DRIFT_DEG_PER_DAY = 0.3
+#: The EUV darkness does not follow the open-field outline exactly: closed loops and plumes
+#: brighten parts of a hole, and dark lanes reach out of it. The darkness follows the level set
+#: plus this much of an independent patch of texture (same units).
+CH_DARKNESS_VARIATION = 0.2
 
 
 def local_frame(
@@ -88,15 +93,21 @@ def coronal_hole_radius_deg(hole: CoronalHole, envelope: float, theta: np.ndarra
     return hole.radius_deg * envelope * (1.0 + wobble)
 
 
+def _patch_at(placed: Placed, mjd: float, rho_deg: np.ndarray, theta: np.ndarray, shift_deg: float = 0.0) -> np.ndarray:
+    """A hole's own patch of texture (shifted by ``shift_deg`` for an independent one)."""
+    hole: CoronalHole = placed.feature  # type: ignore[assignment]
+    drift = CH_PATCH_DRIFT_DEG_PER_DAY * (mjd - hole.emerged_mjd) if not hole.polar else 0.0
+    ox, oy = hole.patch_offset_deg
+    return texture.sample_patch(texture.patch(), rho_deg * np.cos(theta) + ox + drift + shift_deg,
+                                rho_deg * np.sin(theta) + oy + shift_deg)
+
+
 def coronal_hole_level(placed: Placed, mjd: float, rho_deg: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """The level-set function of a hole at polar tangent coordinates (degrees, radians from
     west): positive inside, zero on the outline, about -1 far outside."""
     hole: CoronalHole = placed.feature  # type: ignore[assignment]
     radius = np.maximum(coronal_hole_radius_deg(hole, placed.envelope, theta), 1e-3)
-    drift = CH_PATCH_DRIFT_DEG_PER_DAY * (mjd - hole.emerged_mjd) if not hole.polar else 0.0
-    ox, oy = hole.patch_offset_deg
-    ragged = texture.sample_patch(texture.patch(), rho_deg * np.cos(theta) + ox + drift, rho_deg * np.sin(theta) + oy)
-    return 1.0 - rho_deg / radius + CH_RAGGED * ragged
+    return 1.0 - rho_deg / radius + CH_RAGGED * _patch_at(placed, mjd, rho_deg, theta)
 
 
 def coronal_hole_reach_deg(placed: Placed) -> float:
@@ -236,11 +247,13 @@ def _coronal_holes(points: PointSet, state: SunState) -> tuple[np.ndarray, np.nd
         idx = points.within(centre, coronal_hole_reach_deg(placed))
         pts = points.xyz[idx]
         rho = np.degrees(np.arccos(np.clip(pts @ centre, -1.0, 1.0)))
-        level = coronal_hole_level(placed, state.mjd, rho, np.arctan2(pts @ north, pts @ west))
+        theta = np.arctan2(pts @ north, pts @ west)
+        level = coronal_hole_level(placed, state.mjd, rho, theta)
         inside = 1.0 / (1.0 + np.exp(-level / CH_EDGE))
+        dark_level = level + CH_DARKNESS_VARIATION * _patch_at(placed, state.mjd, rho, theta, PATCH_DEG / 2)
         polarity[idx] = np.where(inside > openness[idx], hole.polarity, polarity[idx])
         openness[idx] = np.maximum(openness[idx], inside)
-        ch[idx] = np.maximum(ch[idx], hole.depth * inside)
+        ch[idx] = np.maximum(ch[idx], hole.depth / (1.0 + np.exp(-dark_level / CH_EDGE)))
         if placed.envelope >= LABEL_MIN_ENVELOPE:
             mask[idx] |= level > 0.0
     return ch, openness, polarity, mask

@@ -20,6 +20,9 @@ KSO_SKY_DN = 30.0
 KSO_MAX_DN = 4095
 
 
+#: EUV limb brightening (optically thin corona seen along longer paths near the limb) rises
+#: as (1 - mu) to this power: flat over most of the disk, steep in the last tenth of the radius.
+EUV_LIMB_POWER = 6.0
 #: Off-limb structures are evaluated at this many limb points around the disk, then smoothed
 #: along the limb: loops by ``_LOOP_SMOOTH_DEG``, the dark corona above coronal holes by
 #: ``_OPEN_SMOOTH_DEG`` (its plumes and edges blur with height).
@@ -83,7 +86,7 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
         active = q * (channel.ar_gain - 1.0) * np.clip(np.abs(f.b_ar) / 200.0, 0.0, 1.0)
         network = 1.0 + 0.45 * f.network
     else:
-        limb = 1.0 + channel.limb * one_minus_mu**3
+        limb = 1.0 + channel.limb * one_minus_mu**EUV_LIMB_POWER
         active = (
             q
             * channel.ar_gain
@@ -92,7 +95,7 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
                 + 0.25 * np.clip(np.abs(f.b_ar) / 300.0, 0.0, 1.0) * (1.0 - f.spot)
             )
         )
-        network = 1.0 + 0.15 * f.network
+        network = 1.0 + 0.3 * f.network
     quiet = q * limb * (texture_ * network + channel.bright_point_gain * f.bright_points)
     quiet = quiet * (1.0 - (1.0 - channel.ch_contrast) * f.ch)
     disk = (
@@ -102,7 +105,8 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
         * (1.0 - (1.0 - channel.channel_contrast) * f.channel)
     )
     height = np.maximum(view.rho_rsun - 1.0, 0.0)
-    off = q * channel.off_limb * np.exp(-height / channel.scale_height_rsun)
+    edge = q * channel.off_limb * (1.0 + max(channel.limb, 0.0))  # continuous with the limb-brightened disk
+    off = edge * np.exp(-height / channel.scale_height_rsun)
     if not channel.is_uv:
         streamers = (0.55 + 0.45 * np.cos(view.position_angle) ** 2) * np.exp(0.5 * scene_.limb_corona)
         open_field = 1.0 - (1.0 - channel.ch_contrast) * 0.8 * scene_.limb_ch

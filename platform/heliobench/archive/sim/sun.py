@@ -328,7 +328,7 @@ def coronal_holes_forming(seed: int, day: int) -> tuple[CoronalHole, ...]:
                     for order in (2, 3, 4)
                 ),
                 polarity=1 if rand.random() < 0.5 else -1,
-                depth=float(rand.uniform(0.8, 1.0)),
+                depth=float(rand.uniform(0.7, 1.0)),
                 patch_offset_deg=(float(rand.uniform(0, 64.0)), float(rand.uniform(0, 64.0))),
             )
         )

@@ -43,26 +43,9 @@ def scale_inputs(x: np.ndarray, scaling: dict) -> np.ndarray:
         disk = registered_disk_mask(x.shape[-1], 0.95)
         median = np.median(x[..., disk], axis=-1)
         x = x / np.where(median > 0, median, 1.0)[..., None, None]
-    elif kind == "disk_rank":
-        return disk_rank(x)
     elif kind != "minmax":
-        raise ConfigError(f"input_scaling.kind {kind!r}: expected log_minmax, minmax, disk_median, disk_rank or none")
+        raise ConfigError(f"input_scaling.kind {kind!r}: expected log_minmax, minmax, disk_median or none")
     return ((np.clip(x, low, high) - low) / (high - low)).astype(np.float32)
-
-
-def disk_rank(x: np.ndarray) -> np.ndarray:
-    """Each pixel's rank among the pixels of its image's disk (inside 0.95 R_sun of the
-    registered grid), as a fraction in [0, 1]: the disk's empirical distribution function,
-    applied to every pixel. Unchanged by any increasing map of the intensities, so a FITS
-    image in DN, its JP2 and its display-scaled PNG (log or square-root scaled, through a
-    colour table) become the same input."""
-    disk = registered_disk_mask(x.shape[-1], 0.95)
-    flat = x.reshape(-1, *x.shape[-2:])
-    out = np.empty(flat.shape, dtype=np.float32)
-    for i, image in enumerate(flat):
-        values = np.sort(image[disk])
-        out[i] = np.searchsorted(values, image, side="right") / values.size
-    return out.reshape(x.shape)
 
 
 class _Accumulator(MetricAccumulator):
