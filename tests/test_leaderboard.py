@@ -20,8 +20,10 @@ from mlflow.entities import Metric, Param
 from heliobench.errors import HelioBenchError
 from heliobench.specs import BenchmarkSpec, load_benchmark
 from heliobench.tracking import runs
-from heliobench.tracking.html import TITLE, write_leaderboard_html
+from heliobench.tracking.html import LOCAL_MLFLOW_UI, TITLE, write_leaderboard_html
 from heliobench.tracking.leaderboard import (
+    PUBLISHED_LABEL,
+    TABLE_WIDTH,
     LeaderboardEntry,
     LeaderboardTable,
     entry_from_run,
@@ -178,16 +180,43 @@ def test_ranking_direction(tmp_path, direction, order):
 def test_formats(tmp_path):
     table = LeaderboardTable(str(tmp_path / "lb.parquet"))
     table.add_entries([_entry("1", "a,comma", "ka", 0.5), _entry("2", "b", "kb", 0.9)])
-    df = rank(table, _spec())
-    rows = json.loads(format_leaderboard(df, "json"))
+    spec = _spec()
+    df = rank(table, spec)
+    rows = json.loads(format_leaderboard(df, "json", spec))
     assert [(r["rank"], r["model"]) for r in rows] == [(1, "b"), (2, "a,comma")]
-    assert rows[0]["date"].startswith("2026-01-01T01:00:00")
-    parsed = list(csv.DictReader(io.StringIO(format_leaderboard(df, "csv"))))
+    assert rows[0]["date"].startswith("2026-01-01T01:00:00") and rows[0]["runs"] == "2"
+    parsed = list(csv.DictReader(io.StringIO(format_leaderboard(df, "csv", spec))))
     assert [r["model"] for r in parsed] == ["b", "a,comma"] and float(parsed[1]["iou_pooled_05"]) == 0.5
-    text = format_leaderboard(df, "table")
+    text = format_leaderboard(df, "table", spec, wide=True)
     assert "a,comma" in text and "iou_pooled_05_ci_low" in text and "2026-01-01 01:00" in text
     with pytest.raises(HelioBenchError, match="--format 'xml': expected one of table, json, csv"):
-        format_leaderboard(df, "xml")
+        format_leaderboard(df, "xml", spec)
+
+
+def test_terminal_table_fits_120_columns_with_published_rows_apart(tmp_path):
+    table = LeaderboardTable(str(tmp_path / "lb.parquet"))
+    long_name = "a-model-with-a-name-far-longer-than-the-model-column-allows"
+    table.add_entries([
+        _entry("r0", "scss_net", "k1", 0.71, seed=0, iou_pooled_05_ci_low=0.6, iou_pooled_05_ci_high=0.8),
+        _entry("r1x", "scss_net", "k1", 0.75, seed=1),
+        replace(_entry("p0", "my_module:build", "k2", 0.8, iou_pooled_05_ci_low=0.7, iou_pooled_05_ci_high=0.9), kind="plugin"),
+        replace(_entry("s0", long_name, "k3", 0.65), kind="submission", submitter="a-submitter-with-a-long-name", worker_hours=None),
+    ])
+    spec = load_benchmark("ch_segmentation")
+    text = format_leaderboard(rank(table, spec), "table", spec)
+    lines = text.splitlines()
+    print(text)
+    assert max(len(line) for line in lines) <= TABLE_WIDTH
+    assert lines[2].split() == ["rank", "model", "source", "iou_pooled_05", "[95%", "CI]", "seeds", "worker-h", "date", "by"]
+    first, second, third = lines[3:6]
+    assert first.split()[:4] == ["1", "my_module:build", "plug-in", "0.800"] and "[0.700, 0.900]" in first
+    # two seeds: mean 0.73, Student-t interval over the seeds, one row
+    assert second.split()[:5] == ["2", "scss_net", "reference", "0.730", "[0.476,"] and second.split()[6] == "2"
+    assert third.split()[0] == "3" and "…" in third and "submission" in third and "–" in third
+    assert lines[6] == f"{PUBLISHED_LABEL} (not ranked against the rows above):"
+    assert lines[7].split()[:2] == ["–", "SCSS-Net"] and "0.7835" in lines[7] and "Mackovjak" in lines[7]
+    empty = format_leaderboard(rank(LeaderboardTable(str(tmp_path / "none.parquet")), spec), "table", spec)
+    assert "no entries yet" in empty and PUBLISHED_LABEL in empty
 
 
 def test_rank_10000_entries_is_fast(tmp_path):
@@ -257,7 +286,7 @@ def test_html_page_renders_in_chromium(tmp_path):
         replace(_entry("u0", "untimed", "k4", 0.5, benchmark="untimed_bench"), worker_hours=None),
     ])
     specs = [_spec("ch_segmentation"), _spec("empty_bench", direction="minimize"), _spec("untimed_bench")]
-    page_path = write_leaderboard_html(table, specs, tmp_path / "site")
+    page_path = write_leaderboard_html(table, specs, tmp_path / "site", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     assert {p.name for p in page_path.parent.iterdir()} == {
         "index.html", "ch_segmentation_compute.png", "ch_segmentation_intervals.png", "untimed_bench_intervals.png"}
 
@@ -274,11 +303,23 @@ def test_html_page_renders_in_chromium(tmp_path):
             page.goto(page_path.as_uri())
             page.wait_for_load_state("load")
             assert page.title() == TITLE
-            assert page.locator("section#bench-ch_segmentation tbody tr").count() == 3
-            assert page.locator("section#bench-empty_bench table").count() == 0
+            section = page.locator("section#bench-ch_segmentation")
+            ranked = section.locator("table.ranked tbody tr")
+            assert ranked.count() == 3
+            links = [[a.get_attribute("href") for a in ranked.nth(i).locator("a.run").all()] for i in range(3)]
+            assert links == [[f"{LOCAL_MLFLOW_UI}/#/runs/{i}" for i in ids] for ids in (["a0", "a1x"], ["c0"], ["b0"])]
+            assert ranked.nth(0).locator("a.run").all_inner_texts() == ["run 1", "run 2"]
+            assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db" in page.locator("body > p").inner_text()
+            about = section.locator("dl.about").inner_text()
+            assert "sdo_sim" in about and "park2019: train 2011-01-01..2016-12-31" in about and "abc123" in about
+            published = section.locator("table.published tbody tr")
+            assert published.count() == 1 and "SCSS-Net" in published.inner_text() and "0.7835" in published.inner_text()
+            assert PUBLISHED_LABEL in section.inner_text().lower() and "never ranked" in section.inner_text()
+            assert "heliobench submit ch_segmentation --predictions preds.npz" in section.locator(".submit pre").inner_text()
+            assert page.locator("section#bench-empty_bench table.ranked").count() == 0
             assert "No entries yet" in page.locator("section#bench-empty_bench .empty").inner_text()
             assert page.locator("script").count() == 0, "user text must not become markup"
-            assert page.locator("section#bench-ch_segmentation tbody tr").nth(2).locator("td").nth(1).inner_text() == nasty
+            assert ranked.nth(2).locator("td").nth(1).inner_text() == nasty
             assert "no compute plot" in page.locator("section#bench-untimed_bench").inner_text()
             widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
             assert len(widths) == 3 and all(w > 0 for w in widths)

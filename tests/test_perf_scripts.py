@@ -15,7 +15,8 @@ PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
 
 #: module -> words the measures of its rows must mention
 EXPECTED = {
-    "ingest": ["header cataloguing", "decode+prep+shards", "decode ceiling", "end to end", "time/file vs 1x"],
+    "ingest": ["header cataloguing", "decode+prep+shards", "decode ceiling, HelioBench reader", "decode ceiling, astropy",
+               "end to end", "of the wall time", "time/file vs 1x"],
     "training_input": ["Ray Data from shards vs DataLoader"],
     "catalog_scale": ["pair + assign_splits", "peak RSS"],
     "leaderboard_scale": ["rank() over", "naive mlflow.search_runs"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,6 +174,33 @@ def test_degradation_interpolates_the_factor_in_time(tmp_path):
     assert step.factor(early) == 1.0  # before the table: first row
     with pytest.raises(PrepError, match=r"no rows for channel '304'"):
         step.apply(make_image(np.ones((2, 2))).with_data(np.ones((2, 2)), channel="304"))
+
+
+def test_degradation_from_aiapy_table_is_aiapys_factor_to_the_bit():
+    """The response table's factor comes from each channel's rows selected once; it is
+    exactly what aiapy.calibrate.degradation gives, errors included."""
+    import warnings
+    from datetime import timedelta
+
+    import astropy.units as u
+    from aiapy.calibrate import degradation
+    from astropy.time import Time
+
+    table = DegradationCorrection()._factors
+    rng = np.random.default_rng(5)
+    start = datetime(2010, 5, 1, tzinfo=timezone.utc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ERFA: UTC past the leap-second table
+        for channel in ("94", "131", "171", "193", "211", "304", "335", "1600", "1700", "4500"):
+            for seconds in rng.uniform(0, 20 * 365 * 86400, 12):
+                when = start + timedelta(seconds=float(seconds))
+                try:
+                    want = float(degradation(int(channel) * u.AA, Time(when), correction_table=table.table)[0])
+                except ValueError as exc:
+                    with pytest.raises(ValueError, match=re.escape(str(exc))):
+                        table.factor(channel, when)
+                    continue
+                assert table.factor(channel, when) == want
 
 
 def test_degradation_hash_follows_table_content_not_path(tmp_path):
@@ -610,7 +638,7 @@ def test_reader_rice_rows_decode_what_astropy_decodes(case, monkeypatch):
     want = _astropy_pixels(raw)
     assert (want.dtype.kind == "f") == bool(scaling)
     with fits.open(io.BytesIO(raw), disable_image_compression=True) as hdul:
-        assert containers._rice_image(raw, hdul[1]) is not None  # the fast path applies
+        assert containers._rice_image(raw, hdul[1].header, hdul[1].fileinfo()["datLoc"]) is not None  # the fast path applies
     expected_dtype = np.float32 if want.dtype == np.float64 else want.dtype
     for chunk in (containers._CHUNK_PIXELS, 500):  # one chunk; chunks of 5 or 1 tiles, the last one short
         monkeypatch.setattr(containers, "_CHUNK_PIXELS", chunk)
@@ -628,5 +656,5 @@ def test_reader_leaves_other_compressions_to_astropy():
     for kind in ("GZIP_1", "RICE_1"):  # float32 RICE is quantised: astropy's path
         raw = _fits_bytes(fits.CompImageHDU(data, compression_type=kind))
         with fits.open(__import__("io").BytesIO(raw), disable_image_compression=True) as hdul:
-            assert containers._rice_image(raw, hdul[1]) is None
+            assert containers._rice_image(raw, hdul[1].header, hdul[1].fileinfo()["datLoc"]) is None
         np.testing.assert_array_equal(containers.open_image(raw, "mem://x.fits").decode(), _astropy_pixels(raw))

@@ -349,14 +349,60 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def start_ray(cpus: int | None, isolate: bool) -> int:
-    """Start Ray with ``cpus`` CPUs in a fresh process (or join the session here); returns the CPUs Ray has."""
+def start_ray(cpus: int | None, isolate: bool, address: str | None = None) -> int:
+    """Start Ray with ``cpus`` CPUs in a fresh process, join the cluster at ``address``, or
+    (not ``isolate``) join the session here; returns the CPUs Ray has."""
     import ray
 
     from heliobench.raysession import ensure_ray
 
-    ensure_ray(num_cpus=cpus if isolate else None)
+    ensure_ray(address=address, num_cpus=cpus if isolate and not address else None)
     return int(ray.cluster_resources().get("CPU", 0))
+
+
+#: Object store of each simulated node (the default, 30 % of the memory per node, would
+#: promise several times the machine's memory to 4 nodes).
+NODE_OBJECT_STORE_BYTES = 512 * 2**20
+
+
+def start_cluster(nodes: int, cpus: int):
+    """A ``ray.cluster_utils.Cluster`` of ``nodes`` nodes of ``cpus`` CPUs on 127.0.0.1 (the
+    caller joins it at ``.address`` and calls ``.shutdown()``)."""
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": cpus, "node_ip_address": "127.0.0.1", "object_store_memory": NODE_OBJECT_STORE_BYTES}
+    cluster = Cluster(initialize_head=True, head_node_args=node | {"include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and all its descendants
+    (Ray's raylets, object stores and workers it started), from ``/proc``; 0 off Linux."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return 0.0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        stats[pid] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += children.get(pid, [])
+    return total
 
 
 def quiet_ray_data() -> None:

@@ -41,21 +41,26 @@ def notes_for(details: dict) -> list[str]:
     """Short notes drawn from the raw measurements (what limits the rows that miss)."""
     notes = []
     ing = details.get("ingest", {}).get("configs", {})
-    for w, c in sorted(ing.items(), key=lambda kv: int(kv[0])):
+    for key, c in sorted(ing.items()):
         for name in ("big", "small"):
             part = c.get(name, {})
             act = part.get("shards_activity")
             if act and part.get("shards_s"):
                 busy = act["execute_s"] / (part["shards_s"] * c["ray_cpus"])
-                notes.append(f"ingest {name} archive, Ray num_cpus={c['ray_cpus']}: write_shards {part['shards_s']:.1f} s for "
-                             f"{part['files_decoded']} files ({part['samples']} samples in {part['shards_written']} shards, runs {', '.join(f'{t:.1f}' for t in part['shards_all_s'])} s); "
-                             f"Ray workers busy {100 * busy:.0f} % of wall x CPUs, {act['deserialize_s']:.1f} s unpickling arguments")
+                cpu = ""
+                if part.get("shards_cpu_s") is not None:
+                    cpu = (f"; CPU time of the driver and all Ray processes per file: cataloguing "
+                           f"{1000 * part['header_cpu_s'] / part['files_catalogued']:.0f} ms, shards "
+                           f"{1000 * part['shards_cpu_s'] / part['files_decoded']:.0f} ms")
+                notes.append(f"ingest {name} archive, {c.get('nodes', 1)} node(s), Ray CPUs {c['ray_cpus']}: write_shards "
+                             f"{part['shards_s']:.1f} s for {part['files_decoded']} files ({part['samples']} samples in "
+                             f"{part['shards_written']} shards, runs {', '.join(f'{t:.1f}' for t in part['shards_all_s'])} s); "
+                             f"Ray workers busy {100 * busy:.0f} % of wall x CPUs, {act['deserialize_s']:.1f} s unpickling arguments{cpu}")
     seq = details.get("ingest", {}).get("baselines", {})
     for name, b in seq.items():
         s = b["sequential"]
         one = _key(b["decode"], 1)
-        reader = (f", HelioBench reader (bytes + header + decode) {1000 * one['reader_seconds'] / one['files']:.0f} ms"
-                  if one.get("reader_seconds") else "")
+        reader = f", HelioBench reader (bytes + header + decode) {1000 * one['reader_seconds'] / one['files']:.0f} ms"
         notes.append(f"ingest {name} archive, sequential loop per file: sunpy.map.Map {1000 * s['map_s'] / s['files']:.0f} ms, "
                      f"preprocessing {1000 * s['prep_s'] / s['files']:.0f} ms, np.save {1000 * s['save_s'] / s['files']:.0f} ms; "
                      f"astropy decode alone {1000 * one['seconds'] / one['files']:.0f} ms{reader}")

@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 import polars as pl
 
-from heliobench import __version__
+from heliobench import __version__, logfile
 from heliobench.errors import ConfigError, HelioBenchError
 from heliobench.tracking.submission_format import SUBMISSION_FORMAT
+from heliobench.workspace import log_file
 
 VERBS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -171,10 +172,15 @@ def _demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(a: argparse.Namespace):
+def _bench(a: argparse.Namespace, plugin: bool = False):
+    """The verb's benchmark spec: on ``--dataset``, with the ``--model`` plug-in (``plugin``) and ``--set`` overrides."""
     from heliobench.specs import load_benchmark
 
     spec = load_benchmark(a.benchmark).on_dataset(a.dataset)
+    if plugin and a.model:
+        from heliobench.models import with_plugin
+
+        spec = with_plugin(spec, a.model)
     return spec.with_overrides(a.set) if getattr(a, "set", None) else spec
 
 
@@ -188,11 +194,14 @@ def _shards(a: argparse.Namespace, spec) -> str:
 def _train(a: argparse.Namespace) -> int:
     from heliobench.engine.train import train
 
-    spec = _bench(a)
+    spec = _bench(a, plugin=True)
     if a.epochs:
         spec = spec.with_overrides([f"training.epochs={a.epochs}"])
-    r = train(spec, _shards(a, spec), workers=a.workers, use_gpu=a.gpu, tracking_uri=a.tracking_uri, storage=a.storage,
-              run_name=a.run_name, resume=a.resume)
+    workers = a.workers or spec.training.workers
+    print(f"train {spec.name}: model {spec.model.name} ({'plug-in' if spec.model.factory else 'reference'}), "
+          f"{workers} worker(s), {spec.training.epochs} epoch(s), dataset {spec.dataset}/{spec.split_scheme} at {spec.resolution_px} px")
+    r = train(spec, _shards(a, spec), workers=workers, use_gpu=a.gpu, tracking_uri=a.tracking_uri, storage=a.storage,
+              run_name=a.run_name, resume=a.resume, progress=not a.quiet)
     val = {k: round(v, 4) for k, v in r.metrics.items() if k.startswith("val_") or k in ("train_loss", "worker_hours")}
     emit(json.dumps({"run_id": r.run_id, "run_name": r.run_name, "seconds": round(r.seconds, 1), "metrics": val}, indent=1))
     return 0
@@ -203,11 +212,15 @@ def _evaluate(a: argparse.Namespace) -> int:
     from heliobench.engine.evaluate import evaluate, evaluate_transfer
 
     spec = _bench(a)
+<<<<<<< HEAD
     if a.transfer:
         metrics = evaluate_transfer(spec, a.run, a.transfer, tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
         emit(json.dumps({"run_id": a.run, "transfer": a.transfer, "metrics": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
         return 0
     metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
+=======
+    metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap, model_ref=a.model)
+>>>>>>> main
     emit(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
     return 0
 
@@ -233,10 +246,10 @@ def _tune(a: argparse.Namespace) -> int:
     from heliobench.engine.tune import tune_benchmark
     from heliobench.specs import load_search_space
 
-    spec = _bench(a)
+    spec = _bench(a, plugin=True)
     s = tune_benchmark(spec, load_search_space(a.space or spec.name), _shards(a, spec), num_samples=a.num_samples,
                        scheduler=a.scheduler, resume=a.resume, tracking_uri=a.tracking_uri, storage=a.storage, name=a.name,
-                       use_gpu=a.gpu)
+                       use_gpu=a.gpu, progress=not a.quiet)
     emit(json.dumps(s.__dict__, indent=1, default=str))
     return 0
 
@@ -255,14 +268,12 @@ def _leaderboard(a: argparse.Namespace) -> int:
 
         emit(f"leaderboard: {table.rebuild_from_mlflow(connect(a.tracking_uri), specs)} entries rebuilt from MLflow into {table.uri}")
     if a.html:
-        emit(f"leaderboard page: {write_leaderboard_html(table, specs, a.html)}")
+        emit(f"leaderboard page: {write_leaderboard_html(table, specs, a.html, tracking_uri=a.tracking_uri)}")
         return 0
     for base in specs:
         for card in [a.dataset] if a.dataset else datasets_ranked(table, base):
             spec = base.on_dataset(card)
-            if a.format == "table":
-                emit(f"\n{spec.name} on {spec.dataset}/{spec.split_scheme} — {spec.title} (primary: {spec.primary_metric}, {spec.direction})")
-            emit(format_leaderboard(rank(table, spec), a.format))
+            emit(("\n" if a.format == "table" else "") + format_leaderboard(rank(table, spec), a.format, spec, wide=a.wide))
     return 0
 
 
@@ -270,7 +281,8 @@ def _leaderboard(a: argparse.Namespace) -> int:
 def _submit(a: argparse.Namespace) -> int:
     from heliobench.engine.submit import submit
 
-    entry = submit(_bench(a), a.predictions, a.name, _shards(a, _bench(a)), tracking_uri=a.tracking_uri)
+    spec = _bench(a)
+    entry = submit(spec, a.predictions, a.name, _shards(a, spec), tracking_uri=a.tracking_uri)
     emit(json.dumps({"entry": entry.entry_id, "model": entry.model, "metrics": entry.metrics}, indent=1, default=str))
     return 0
 
@@ -284,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--address", help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray on 127.0.0.1)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--verbose", action="store_true", help="show Ray's and MLflow's own log lines and the Ray workers' output "
+                                                                "(default: written to WORKSPACE/logs/heliobench.log)")
 
     s = sub.add_parser("sim", parents=[common], help="write a simulated SDO/AIA, SDO/HMI and Kanzelhöhe H-alpha archive with labels",
                        description="Simulate an archive format-identical to JSOC exports (AIA level 1, hmi.M_720s) and Kanzelhöhe H-alpha, with coronal-hole/active-region masks, HEK events, NOAA SRS files and H-alpha quality labels. Deterministic by seed; parallel on Ray.")
@@ -363,18 +377,27 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--shards", help="shard folder (default WORKSPACE/shards/DATASET-SCHEME-RESOLUTION)")
     eng.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite in the workspace $HELIOBENCH_WORKSPACE)")
 
-    s = sub.add_parser("train", parents=[common, eng], help="train a benchmark's reference model on Ray Train, tracked in MLflow",
+    plug = argparse.ArgumentParser(add_help=False)
+    plug.add_argument("--model", metavar="MODULE:CALLABLE", help="a model of your own instead of the reference one: a factory "
+                      "(package.module:callable, or path/to/file.py:callable) returning a torch.nn.Module with the task's inputs "
+                      "and the reference model's outputs; called with the benchmark spec if it takes an argument (model.params from "
+                      "--set model.params.K=V). The run records its name, source SHA-256 and parameter count; its leaderboard row "
+                      "says plug-in")
+
+    s = sub.add_parser("train", parents=[common, eng, plug], help="train a benchmark's reference model (or --model yours) on Ray Train, tracked in MLflow",
                        description="Train with Ray Train's TorchTrainer: train split streamed from the shards with Ray Data and split across workers, a checkpoint every epoch, retries from the last checkpoint on failure. Logs parameters, per-epoch metrics, provenance hashes, the model (safetensors) and a validation figure to MLflow.")
     s.add_argument("--workers", type=int, help="training workers (default: the spec's training.workers)")
     s.add_argument("--gpu", action="store_true", help="one GPU per worker (mixed precision is up to the task)")
     s.add_argument("--epochs", type=int, help="epochs (shortcut for --set training.epochs=E)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec value, e.g. training.lr=3e-4 or model.params.base_filters=16 (repeatable)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec value, e.g. training.lr=3e-4, model.params.base_filters=16 or resolution_px=128 (repeatable)")
     s.add_argument("--storage", help="checkpoint storage: folder or s3://bucket/prefix (default WORKSPACE/ray_results)")
     s.add_argument("--run-name", help="run name (default BENCH-MODEL-sSEED-TIME); with --resume, the run to continue")
     s.add_argument("--resume", action="store_true", help="continue the run named by --run-name from its latest checkpoint")
 
     s = sub.add_parser("evaluate", parents=[common, eng], help="score a run's model on the frozen test split and add it to the leaderboard")
     s.add_argument("--run", required=True, help="MLflow run id of a training run")
+    s.add_argument("--model", metavar="MODULE:CALLABLE", help="for a run of a plug-in: load the plug-in from here instead of "
+                   "the reference recorded at training (moved files, another machine); its source must hash as at training")
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     s.add_argument("--transfer", metavar="SHARDS", help="instead of the test split, score every sample of SHARDS: shards of another "
                    "dataset with the benchmark's members at its resolution (e.g. real images with masks for a model trained on the "
@@ -388,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="task option, repeatable: segmentation threshold=0.5; event_tracking box=X0,Y0,X1,Y1 (pixels on the "
                         "registered grid of the first input); ar_detection coverage=0.5; halpha_quality threshold=SCORE")
 
-    s = sub.add_parser("tune", parents=[common, eng], help="hyperparameter search with Ray Tune (ASHA), trials as MLflow child runs")
+    s = sub.add_parser("tune", parents=[common, eng, plug], help="hyperparameter search with Ray Tune (ASHA), trials as MLflow child runs")
     s.add_argument("--space", help="search space YAML in tune_spaces/ (default: the benchmark's name)")
     s.add_argument("--num-samples", type=int, help="trials to sample (default: the space's num_samples)")
     s.add_argument("--scheduler", choices=["asha", "fifo"], default="asha", help="trial scheduler (default asha)")
@@ -402,22 +425,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("benchmark", nargs="?", help="one benchmark (default: all)")
     s.add_argument("--dataset", metavar="CARD", help="only the rows scored on this dataset card (default: every card, each ranked apart)")
     s.add_argument("--split", default="test", choices=["test"], help="the split ranked (only the frozen test split is ranked)")
-    s.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default table)")
+    s.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default table: rank, model, "
+                   "source, primary metric with its 95%% interval, seeds, compute, date, submitters; then the published results)")
+    s.add_argument("--wide", action="store_true", help="the table with every column (all metrics, parameters, hashes)")
     s.add_argument("--html", metavar="DIR", help="write a static page for all benchmarks with plots into DIR")
     s.add_argument("--rebuild", action="store_true", help="first rebuild the table from the MLflow runs marked for the leaderboard (the source of truth)")
-    s.add_argument("--tracking-uri", help="MLflow tracking URI for --rebuild (default $MLFLOW_TRACKING_URI, else the workspace's sqlite store)")
+    s.add_argument("--tracking-uri", help="MLflow tracking URI for --rebuild and the page's run links (default $MLFLOW_TRACKING_URI, else the workspace's sqlite store)")
 
     s = sub.add_parser("submit", parents=[common, eng], help="score an outside model's test predictions and record them on the leaderboard",
                        description=SUBMISSION_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--predictions", required=True, help="the .npz file described above")
     s.add_argument("--name", required=True, help="model name shown on the leaderboard")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec overrides the shards were made "
+                   "with, e.g. resolution_px=128 for the demo's shards (repeatable)")
 
     s = sub.add_parser("demo", parents=[common], help="run the whole pipeline on a small simulated archive",
                        description="The whole platform on a small simulated archive under WORKDIR: sim → ingest → split and "
                        "leakage audit of every card → shards → a short train, evaluate and leaderboard run of every "
                        "benchmark → an ASHA search, four channel-selection models and the tracking baselines; "
-                       "prints each benchmark's test metric and wall time and writes WORKDIR/demo_summary.json.")
-    s.add_argument("--workdir", default="work/demo", help="working folder (default work/demo)")
+                       "prints each benchmark's test metric and wall time and writes WORKDIR/demo_summary.json. Runs, shards and "
+                       "the leaderboard table go to the workspace ($HELIOBENCH_WORKSPACE, default ./work), so that "
+                       "`heliobench leaderboard` from the same folder shows the demo's table.")
+    s.add_argument("--workdir", default="work/demo", help="the demo's archive, catalog, manifests and pages (default work/demo)")
     s.add_argument("--start", default="2011-01-01", help="archive start (default 2011-01-01)")
     s.add_argument("--end", default="2017-12-31", help="archive end (default 2017-12-31)")
     s.add_argument("--cadence", default="10d", help="archive cadence (default 10d)")
@@ -431,13 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.address:
         os.environ["RAY_ADDRESS"] = args.address
+    log = None if args.verbose else logfile.quiet(log_file(), " ".join(sys.argv[1:] if argv is None else argv))
     global _result_stream
     _result_stream = sys.stdout
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return VERBS[args.verb](args)
     except HelioBenchError as exc:
-        print(f"heliobench {args.verb}: error: {exc}", file=sys.stderr)
+        hint = f" (Ray's and MLflow's log lines: {log})" if log and log.exists() else ""
+        print(f"heliobench {args.verb}: error: {exc}{hint}", file=sys.stderr)
         return 2
 
 

@@ -5,12 +5,15 @@ leaderboard → an ASHA search, the channel-selection grid subset, the tracking 
 → the leaderboard page. The runs are short (narrow networks, one or two epochs at the
 demo's size) so that the whole demo fits a laptop's CPU; their metrics show the platform
 working, not the published skill.
+
+The archive, catalog, manifests and pages go to the demo's folder; runs, shards and the
+leaderboard table to the workspace (``$HELIOBENCH_WORKSPACE``, default ``./work``), where every
+other verb looks: ``heliobench leaderboard`` run from the same folder shows the demo's table.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +34,10 @@ from heliobench.shards import write_shards
 from heliobench.specs import BenchmarkSpec, SearchDimension, load_benchmark, load_card, load_search_space
 from heliobench.tasks.tracking.baseline_entries import score_baselines
 from heliobench.tasks.translation.channel_selection import channel_selection_report
+from heliobench.logfile import log_path
 from heliobench.tracking.html import write_leaderboard_html
 from heliobench.tracking.leaderboard import LeaderboardTable, format_leaderboard, rank
+from heliobench.workspace import workspace
 
 
 #: A narrow pix2pix (same architecture, fewer filters), one epoch.
@@ -140,7 +145,7 @@ def _run_benchmarks(specs: dict[str, BenchmarkSpec], t0: float) -> dict[str, dic
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name, spec in specs.items():
         started = time.perf_counter()
-        result = train(spec, default_shards(spec), workers=2, run_name=f"demo-{name}-{stamp}")
+        result = train(spec, default_shards(spec), workers=2, run_name=f"demo-{name}-{stamp}", progress=True)
         test = evaluate(spec, result.run_id, default_shards(spec))
         if spec.task == "tracking":
             score_baselines(spec, default_shards(spec))
@@ -160,13 +165,13 @@ def _searches(specs: dict[str, BenchmarkSpec], work: Path, t0: float) -> dict[st
               "model.params.dropout": SearchDimension(type="choice", values=[0.0])}
     space = space.model_copy(update={"max_epochs": 2, "num_samples": 4, "space": narrow})
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = {"ch_segmentation": tune_benchmark(spec, space, default_shards(spec), name=f"demo-tune-{stamp}").__dict__}
+    out = {"ch_segmentation": tune_benchmark(spec, space, default_shards(spec), name=f"demo-tune-{stamp}", progress=True).__dict__}
     _step("tune ch_segmentation", t0)
     cs = _channel_selection_spec(spec.resolution_px)
     grid = load_search_space(cs.name)
     grid = grid.model_copy(update={"max_epochs": 1, "grace_period": 1, "num_samples": 1,
                                    "space": {"channels": SearchDimension(type="grid", values=list(DEMO_CHANNEL_SELECTION))}})
-    search = tune_benchmark(cs, grid, default_shards(cs), name=f"demo-channels-{stamp}", scheduler="fifo")
+    search = tune_benchmark(cs, grid, default_shards(cs), name=f"demo-channels-{stamp}", scheduler="fifo", progress=True)
     table = channel_selection_report(search.parent_run_id, work / "channel_selection")
     out["aia_channel_selection"] = search.__dict__ | {"table": table.to_dicts(), "heatmap": str(work / "channel_selection" / "channel_selection_cc.png")}
     _step("channel selection grid", t0)
@@ -206,7 +211,6 @@ def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: 
     """The demo end to end; prints a summary and writes ``demo_summary.json``."""
     t0 = time.perf_counter()
     work = Path(workdir).resolve()
-    os.environ["HELIOBENCH_WORKSPACE"] = str(work)
     archive, catalog = str(work / "archive"), str(work / "catalog")
     sim = simulate_archive(archive, start, end, cadence, size=size, seed=seed, progress=True)
     for first, stop in TRACKING_WINDOWS:
@@ -250,9 +254,12 @@ def run_demo(workdir: str, start: str, end: str, cadence: str, size: int, seed: 
         for name, s in searches.items():
             print(f"tune {name}: {s['trials']} trials, best {s['metric']} = {s['best_metric']:.3f} with {s['best_config']}")
         for spec in specs.values():
-            print(format_leaderboard(rank(table, spec), "table"))
-        print(f"leaderboard page: {html}")
-        print(f"wall time: {time.perf_counter() - t0:.0f} s")
+            print("\n" + format_leaderboard(rank(table, spec), "table", spec))
+        print(f"\nwall time: {time.perf_counter() - t0:.0f} s; leaderboard page: {html}")
+        if log_path():
+            print(f"Ray's and MLflow's own log lines: {log_path()}")
+        default = workspace() == (Path.cwd() / "work").resolve()
+        print(f"the demo's leaderboard again: {'' if default else f'HELIOBENCH_WORKSPACE={workspace()} '}heliobench leaderboard")
     summary = {"ingest": ing.__dict__, "splits": splits, "shards": shards, "runs": runs, "transfer": transfer, "searches": searches,
                "html": str(html), "seconds": time.perf_counter() - t0}
     (work / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=str))

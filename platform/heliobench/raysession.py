@@ -35,16 +35,23 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     Does nothing when Ray is already initialised in this process. Without an address the
     local instance is always a new one: a bare ``ray.init()`` would join whichever cluster
     was started last on this machine (``/tmp/ray/ray_current_cluster``), which on a shared
-    machine may be somebody else's.
+    machine may be somebody else's. While the command is quiet (:mod:`heliobench.logfile`),
+    Ray's log lines and its workers' output go to the log file.
     """
     import ray
+
+    from heliobench import logfile
 
     keep_credentials_out_of_ray()
     if ray.is_initialized():
         return
+    import ray.data  # noqa: F401 - configures its logger on import, so it is routed after
+
+    logfile.route("ray", "ray.data")
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict = {"log_to_driver": True, "include_dashboard": False}
     if address:
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+    logfile.route_worker_output()

@@ -110,10 +110,16 @@ def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], 
         }
     )
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
+    # Dictionary encoding only for the text columns: on float tensors parquet builds a value
+    # dictionary, finds it too large and falls back, which costs 4x the write and grows the file.
+    pq.write_table(table, buf, compression="zstd", use_dictionary=list(_TEXT_COLUMNS))
     data = buf.getvalue()
     write_bytes_atomic(uri, data)
     return {"split": task["split"], "index": task["index"], "uri": uri, "sha256": hashlib.sha256(data).hexdigest(), "written": True}
+
+
+#: The shard columns that are not tensors.
+_TEXT_COLUMNS = ("sample_id", "time", "split")
 
 
 def _tensor(arr: np.ndarray) -> pa.ExtensionArray:

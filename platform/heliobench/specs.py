@@ -307,10 +307,36 @@ def load_card(name_or_path: str) -> DatasetCard:
 
 
 class ModelSpec(_Strict):
-    """The reference model of a benchmark and its constructor parameters."""
+    """A benchmark's model: the task's reference model with its constructor parameters, or a
+    plug-in (``factory``: ``package.module:callable`` or ``path/to/file.py:callable``, see
+    :mod:`heliobench.models`), which receives the spec and reads ``params`` as it likes."""
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    factory: str | None = Field(default=None, pattern=r"^[^:]+:[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+class PublishedResult(_Strict):
+    """A headline result of the published work, as the paper reports it, on the paper's own data.
+
+    ``metrics`` holds the numbers that have the meaning of one of the benchmark's metrics
+    (same name); ``reported`` the paper's other numbers under the paper's own names (a
+    metric defined differently, e.g. DIGITS' simplified mAP at IoU 0.7). Leaderboards show
+    these rows apart, never ranked against runs on other data.
+    """
+
+    model: str
+    citation: str
+    data: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    reported: dict[str, float] = Field(default_factory=dict)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _has_numbers(self) -> "PublishedResult":
+        if not self.metrics and not self.reported:
+            raise ValueError("give the published numbers in metrics (benchmark metric names) or reported")
+        return self
 
 
 class TrainingSpec(_Strict):
@@ -349,11 +375,18 @@ class BenchmarkSpec(_Strict):
     #: spec sections that differ there (``training``, ``model``, ``input_scaling``, ...),
     #: merged key by key into the spec by :meth:`on_dataset`.
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: The published work's headline results, on the paper's data (shown, never ranked).
+    published: list[PublishedResult] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _primary_listed(self) -> "BenchmarkSpec":
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics")
+        for i, row in enumerate(self.published):
+            unknown = sorted(set(row.metrics) - set(self.metrics))
+            if unknown:
+                raise ValueError(f"published.{i}.metrics: {unknown} are not metrics of this benchmark; "
+                                 "put the paper's other numbers under reported")
         for card, settings in self.datasets.items():
             unknown = sorted(set(settings) - _DATASET_SECTIONS)
             if unknown:
@@ -395,17 +428,18 @@ class BenchmarkSpec(_Strict):
         """A copy with ``section.key=value`` overrides (values parsed as YAML) applied.
 
         ``inputs=[...]`` and ``targets=[...]`` choose other members of the card (the
-        channel-selection grid of ``aia_channel_selection`` searches over them).
+        channel-selection grid of ``aia_channel_selection`` searches over them);
+        ``resolution_px=N`` another shard resolution.
         """
         data = self.model_dump()
         for item in overrides:
             key, sep, raw = item.partition("=")
             parts = key.strip().split(".")
-            if sep and parts in (["inputs"], ["targets"]):
+            if sep and parts in (["inputs"], ["targets"], ["resolution_px"]):
                 data[parts[0]] = yaml.safe_load(raw)
                 continue
             if not sep or len(parts) < 2 or parts[0] not in ("training", "model", "evaluation", "input_scaling"):
-                raise ConfigError(f"--set {item!r}: expected training.KEY=VALUE, model.params.KEY=VALUE, inputs=[...], ...")
+                raise ConfigError(f"--set {item!r}: expected training.KEY=VALUE, model.params.KEY=VALUE, inputs=[...], resolution_px=N, ...")
             node = data
             for p in parts[:-1]:
                 node = node.setdefault(p, {})

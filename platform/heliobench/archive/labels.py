@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -37,6 +38,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from heliobench.archive.readers import read_hek, read_srs
+from heliobench.archive.readers.fitsheaders import read_layout
 from heliobench.archive.readers.formats import detect_format
 from heliobench.archive.readers.scss import ScssLabel, read_scss_bytes, zip_members
 from heliobench.errors import ReaderError
@@ -83,14 +85,22 @@ def _utc(value: str) -> datetime:
 
 def _mask(raw: bytes) -> LabelFile | None:
     try:
+        layout = read_layout(raw, fits.conf.strip_header_whitespace)  # the headers without astropy, where it can
+        if layout is not None:
+            return _mask_in(layout.headers)
         with fits.open(io.BytesIO(raw), lazy_load_hdus=True) as hdul:
-            for hdu in hdul:
-                content = str(hdu.header.get("CONTENT", "")).strip().upper()
-                if content in MASK_CONTENT:
-                    t = _utc(str(hdu.header["DATE-OBS"]))
-                    return LabelFile(MASK_CONTENT[content], t, t)
+            return _mask_in(hdu.header for hdu in hdul)
     except (OSError, KeyError, ValueError):
         return None  # not a mask: the observation readers give the precise reason
+
+
+def _mask_in(headers: Iterable[Mapping]) -> LabelFile | None:
+    """The mask label of the first header with a mask ``CONTENT``, None without one."""
+    for header in headers:
+        content = str(header.get("CONTENT", "")).strip().upper()
+        if content in MASK_CONTENT:
+            t = _utc(str(header["DATE-OBS"]))
+            return LabelFile(MASK_CONTENT[content], t, t)
     return None
 
 

@@ -159,10 +159,12 @@ def _observation_rows(tables: CatalogTables, card: DatasetCard) -> tuple[dict[st
     The members come from one pass over the catalog that keeps only these three columns,
     a channel number and the columns the rules test: on a catalog loaded from disk the
     parquet reader never materialises the other columns or the rows of other channels.
-    Sorted by channel (stable), with the rows failing a rule after all channels, each
-    channel's rows are a zero-copy slice of that frame, sorted by time unless, as in a
-    catalog written by ``ingest``, they already are. (Filtering each channel out instead
-    copies the strings: 0.9 GB more at 10M rows.)
+    That frame is split by channel in one linear pass (``partition_by``, rows in table
+    order; the rows failing a rule go to a partition of their own) and dropped, so its
+    strings are held twice only while splitting, as a sort would; each channel's rows are
+    sorted by time unless, as in a catalog written by ``ingest``, they already are. (A
+    stable sort by channel followed by slices cost O(n log n) and scattered string moves,
+    which made 10M rows take 1.3-1.7x the time of ten times 1M.)
     """
     members = [m for m in card.members if m.label is None]
     channels = list(dict.fromkeys((m.instrument, m.channel) for m in members))
@@ -186,12 +188,12 @@ def _observation_rows(tables: CatalogTables, card: DatasetCard) -> tuple[dict[st
         removed = _removed_by_member(card, channels, failed)
         rejected = pl.when(pl.any_horizontal(flags)).then(pl.lit(len(channels), pl.Int32)).otherwise("_channel")
         rows = rows.with_columns(rejected.alias("_channel")).drop(flags)
-    rows = rows.sort("_channel", maintain_order=True)
-    counts = dict(rows.group_by("_channel").len().iter_rows())
-    by_channel, start = [], 0
+    parts = rows.partition_by("_channel", maintain_order=True, include_key=False, as_dict=True)
+    empty = rows.clear().drop("_channel")
+    del rows
+    by_channel = []
     for i in range(len(channels)):
-        part = rows.slice(start, counts.get(i, 0)).drop("_channel")  # zero-copy
-        start += part.height
+        part = parts.pop((i,), empty)
         # a catalog written by ingest is in time order already: sorting is then skipped
         by_channel.append(part if part["time"].is_sorted() else part.sort("time", maintain_order=True))
     return {m.key: by_channel[channels.index((m.instrument, m.channel))] for m in members}, removed

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 
 from heliobench.errors import HelioBenchError
 from heliobench.specs import BenchmarkSpec
-from heliobench.storage import join, read_bytes
+from heliobench.storage import arrow_storage, join, read_bytes
+from heliobench.workspace import workspace
 
 
 def read_index(shards: str) -> dict:
@@ -49,6 +50,22 @@ def split_uris(index: dict, split: str, allow_test: bool = False) -> list[str]:
     return [s["uri"] for s in index["shards"] if s["split"] == split]
 
 
+def columns(spec: BenchmarkSpec, targets: bool = True) -> list[str]:
+    """The shard columns a benchmark reads: ``sample_id``, its inputs and (unless told) its targets."""
+    return ["sample_id", *spec.inputs, *(spec.targets if targets else [])]
+
+
+def ray_split(shards: str, index: dict, spec: BenchmarkSpec, split: str):
+    """The train or val split of a shard folder as a Ray Dataset of the benchmark's columns."""
+    import ray.data
+
+    uris = split_uris(index, split)
+    if not uris:
+        raise HelioBenchError(f"{shards}: no {split} shards")
+    arrow_fs, _ = arrow_storage(shards)
+    return ray.data.read_parquet([arrow_storage(u)[1] for u in uris], columns=columns(spec), filesystem=arrow_fs)
+
+
 def read_shards(uris: list[str], columns: list[str]) -> dict[str, np.ndarray]:
     """Read shard files into one dict of numpy arrays (column → stacked values)."""
     importlib.import_module("ray.data.extensions")  # registers Ray's tensor type with pyarrow
@@ -73,6 +90,4 @@ def iter_batches(data: dict[str, np.ndarray], batch_size: int, seed: int | None 
 
 def default_shards(spec: BenchmarkSpec) -> str:
     """Where ``heliobench shard`` puts a benchmark's shards unless told otherwise."""
-    from heliobench.tracking.runs import workspace
-
     return str(workspace() / "shards" / f"{spec.dataset}-{spec.split_scheme}-{spec.resolution_px}")

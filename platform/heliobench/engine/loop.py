@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from heliobench.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
+from heliobench.models import build_model
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
 from heliobench.tasks.base import to_device, to_numpy
@@ -98,7 +99,7 @@ def fit(config: dict, ctx: LoopContext) -> None:
     task = get_task(spec.task)
     seed = spec.training.seed
     torch.manual_seed(seed)
-    model = task.build_model(spec)
+    model = build_model(spec)
     model = ctx.prepare(model, task.parallel_strategy)
     device = ctx.device()
     optimizer = task.optimizer(spec, model)

@@ -8,9 +8,12 @@ its latest checkpoint and ``FailureConfig`` restarts a failed worker group from 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +22,10 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from heliobench.engine.checkpoints import load_weights, save_model
-from heliobench.engine.data import check_compatible, read_index, split_uris
+from heliobench.engine.data import check_compatible, columns, ray_split, read_index, read_shards, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench.errors import HelioBenchError
+from heliobench.models import build_model, check_model, n_parameters, plugin_tags
 from heliobench.raysession import ensure_ray
 from heliobench.storage import arrow_storage, filesystem, join, redact, with_retries
 from heliobench.specs import BenchmarkSpec
@@ -98,17 +102,17 @@ def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
 
     index = read_index(shards)
     check_compatible(index, spec, shards)
-    columns = ["sample_id", *spec.inputs, *spec.targets]
-    arrow_fs, _ = arrow_storage(shards)
     ray.data.DataContext.get_current().enable_progress_bars = False  # per-epoch streams: no bars
-    out = {}
-    for split in ("train", "val"):
-        uris = split_uris(index, split)
-        if not uris:
-            raise HelioBenchError(f"{shards}: no {split} shards")
-        paths = [arrow_storage(u)[1] for u in uris]
-        out[split] = ray.data.read_parquet(paths, columns=columns, filesystem=arrow_fs)
-    return out, index
+    return {split: ray_split(shards, index, spec, split) for split in ("train", "val")}, index
+
+
+def _checked_model(spec: BenchmarkSpec, shards: str, index: dict):
+    """The model to train, run once on two val samples (a plug-in that does not fit fails here)."""
+    model = build_model(spec)
+    if spec.model.factory is not None:
+        val = read_shards(split_uris(index, "val")[:1], columns(spec))
+        check_model(spec, model, {k: v[:2] for k, v in val.items()})
+    return model
 
 
 def train(
@@ -121,8 +125,10 @@ def train(
     run_name: str | None = None,
     resume: bool = False,
     max_failures: int = 2,
+    progress: bool = False,
 ) -> TrainResult:
-    """Train ``spec``'s model on the shards; returns the MLflow run."""
+    """Train ``spec``'s model (the reference model or its plug-in) on the shards; returns the
+    MLflow run. ``progress``: a bar of the epochs logged so far."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -146,13 +152,12 @@ def train(
         client.update_run(run.info.run_id, status="RUNNING")
         client.set_tag(run.info.run_id, "heliobench.resumed", str(int(run.data.tags.get("heliobench.resumed", "0")) + 1))
     else:
-        task = get_task(spec.task)
-        n_params = sum(p.numel() for p in task.build_model(spec).parameters())
+        n_params = n_parameters(_checked_model(spec, shards, index))
         run = client.create_run(exp, run_name=run_name, tags={
             runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "train", "heliobench.model": spec.model.name, "mlflow.user": runs.user(),
             "heliobench.dataset": spec.dataset,
             "heliobench.git_commit": runs.git_commit(), "heliobench.manifest_hash": index["manifest_hash"],
-            "heliobench.preprocessing_hash": index["preprocessing_hash"], "heliobench.shards": shards,
+            "heliobench.preprocessing_hash": index["preprocessing_hash"], "heliobench.shards": shards, **plugin_tags(spec),
         })
         client.log_batch(run.info.run_id, params=[
             Param(k, str(v)[:500]) for k, v in _flat_params(spec).items()
@@ -174,7 +179,8 @@ def train(
         ),
     )
     try:
-        result = trainer.fit()
+        with _epoch_bar(client, run_id, spec, enabled=progress):
+            result = trainer.fit()
     except Exception as exc:
         client.set_terminated(run_id, "FAILED")
         raise HelioBenchError(redact(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}")) from exc
@@ -182,6 +188,43 @@ def train(
     _finish(client, run_id, spec, result.checkpoint, datasets, workers, seconds)
     metrics = client.get_run(run_id).data.metrics
     return TrainResult(run_id, run_name, metrics, seconds)
+
+
+@contextlib.contextmanager
+def _epoch_bar(client, run_id: str, spec: BenchmarkSpec, enabled: bool, every_s: float = 2.0) -> Iterator[None]:
+    """A progress bar of the epochs the run has logged to MLflow, with the latest validation
+    score (read every ``every_s`` seconds while the workers train)."""
+    if not enabled:
+        yield
+        return
+    from tqdm import tqdm
+
+    stop = threading.Event()
+    key = f"val_{spec.primary_metric}"
+
+    def refresh(bar) -> None:
+        try:
+            history = client.get_metric_history(run_id, key)
+        except Exception:  # noqa: BLE001 - a missed poll only delays the bar
+            return
+        done = len({m.step for m in history})
+        if done > bar.n:
+            bar.set_postfix({key: f"{max(history, key=lambda m: m.step).value:.3f}"}, refresh=False)
+            bar.update(done - bar.n)
+
+    def poll(bar) -> None:
+        while not stop.wait(every_s):
+            refresh(bar)
+
+    with tqdm(total=spec.training.epochs, unit="epoch", desc=f"train {spec.name}") as bar:
+        watcher = threading.Thread(target=poll, args=(bar,), daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+            refresh(bar)
 
 
 def cpus_per_worker(workers: int) -> float:
@@ -213,7 +256,7 @@ def _flat_params(spec: BenchmarkSpec) -> dict[str, object]:
 def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, workers: int, seconds: float) -> None:
     """Model artifact, a validation figure, compute used; the run is marked finished."""
     task = get_task(spec.task)
-    model = task.build_model(spec)
+    model = build_model(spec)
     with checkpoint.as_directory() as folder:
         load_weights(model, Path(folder))
         state = json.loads((Path(folder) / "state.json").read_text())

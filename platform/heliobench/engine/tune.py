@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ from mlflow.entities import Param
 from heliobench.engine.checkpoints import save_model, load_weights
 from heliobench.engine.data import check_compatible, iter_batches, read_index, read_shards, split_uris
 from heliobench.engine.loop import LoopContext, fit
+from heliobench import logfile
 from heliobench.errors import HelioBenchError
+from heliobench.models import build_model, plugin_tags
 from heliobench.raysession import ensure_ray
 from heliobench.storage import arrow_storage
 from heliobench.specs import BenchmarkSpec, SearchSpace
-from heliobench.tasks import get_task
 from heliobench.tracking import runs
 
 
@@ -120,6 +122,7 @@ def _child_run(client, config: dict, spec: BenchmarkSpec, trial_id: str) -> str:
         "mlflow.parentRunId": config["parent_run_id"], runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "trial", "mlflow.user": parent.data.tags.get("mlflow.user", runs.user()),
         "heliobench.trial_id": trial_id, "heliobench.model": spec.model.name, "heliobench.git_commit": config["git_commit"],
         "heliobench.manifest_hash": config["manifest_hash"], "heliobench.preprocessing_hash": config["preprocessing_hash"],
+        **config["plugin_tags"],
     })
     params = [Param(k, json.dumps(v)) for k, v in sorted(config["overrides"].items())]
     client.log_batch(run.info.run_id, params=params)
@@ -167,7 +170,7 @@ def _close_runs_callback(tracking_uri: str):
             run_id = found[0].info.run_id
             if trial.checkpoint is not None and status == "FINISHED":
                 spec = trial_spec(trial.config)
-                model = get_task(spec.task).build_model(spec)
+                model = build_model(spec)
                 with trial.checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as tmp:
                     load_weights(model, Path(folder))
                     save_model(model, spec.model_dump(mode="json"), Path(tmp) / "model")
@@ -183,6 +186,29 @@ def _close_runs_callback(tracking_uri: str):
     return CloseChildRuns()
 
 
+def _trial_bar(total: int):
+    """A progress bar of finished trials (a Tune callback)."""
+    from ray import tune
+    from tqdm import tqdm
+
+    class TrialBar(tune.Callback):
+        bar = None  # made when the search starts: the Tuner pickles its callbacks before
+
+        def setup(self, **info):
+            self.bar = tqdm(total=total, unit="trial", desc="tune")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.bar.update(1)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.bar.update(1)
+
+        def on_experiment_end(self, trials, **info):
+            self.bar.close()
+
+    return TrialBar()
+
+
 def tune_benchmark(
     spec: BenchmarkSpec,
     space: SearchSpace,
@@ -194,14 +220,22 @@ def tune_benchmark(
     storage: str | None = None,
     name: str | None = None,
     use_gpu: bool = False,
+    progress: bool = False,
 ) -> TuneSummary:
-    """Run (or resume) a hyperparameter search of ``spec`` over ``space``."""
+    """Run (or resume) a hyperparameter search of ``spec`` over ``space``.
+
+    ``progress``: a bar of finished trials (Tune's status tables go to the log file while
+    the command is quiet, :mod:`heliobench.logfile`). Local shard folders are made absolute:
+    trials run in folders of their own.
+    """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     t0 = time.perf_counter()
     if space.benchmark != spec.name:
         raise HelioBenchError(f"search space is for benchmark {space.benchmark}, not {spec.name}")
+    if "://" not in shards:
+        shards = str(Path(shards).resolve())
     client = runs.connect(tracking_uri)
     exp = runs.experiment_id(client, spec.name)
     name = name or f"tune-{spec.name}"
@@ -226,6 +260,7 @@ def tune_benchmark(
         parent = client.create_run(exp, run_name=name, tags={
             runs.TAG_BENCHMARK: spec.name, runs.TAG_KIND: "tune", "heliobench.tune_name": name, "mlflow.user": runs.user(),
             "heliobench.git_commit": runs.git_commit(), "heliobench.manifest_hash": index["manifest_hash"],
+            "heliobench.model": spec.model.name, **plugin_tags(spec),
         })
         parent_id = parent.info.run_id
         client.log_batch(parent_id, params=[
@@ -237,9 +272,13 @@ def tune_benchmark(
         "overrides": _domains(space), "spec": spec.model_dump_json(), "parent_run_id": parent_id,
         "tracking_uri": client.tracking_uri, "shards": shards, "max_epochs": space.max_epochs, "name": name,
         "git_commit": runs.git_commit(), "manifest_hash": index["manifest_hash"], "preprocessing_hash": index["preprocessing_hash"],
+        "plugin_tags": plugin_tags(spec),
     }
     trainable = tune.with_resources(tune_trial, {"cpu": 1, "gpu": 1 if use_gpu else 0})
     callbacks = [_close_runs_callback(client.tracking_uri)]
+    if progress:
+        grid = math.prod(len(d.values) for d in space.space.values() if d.type == "grid")
+        callbacks.append(_trial_bar(grid * (num_samples or space.num_samples)))
     if resume:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True, param_space=param_space, storage_filesystem=storage_fs)
     else:
@@ -251,7 +290,8 @@ def tune_benchmark(
             tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched, num_samples=num_samples or space.num_samples),
             run_config=tune.RunConfig(name=name, storage_path=storage_path, storage_filesystem=storage_fs, callbacks=callbacks),
         )
-    results = tuner.fit()
+    with logfile.captured_prints():
+        results = tuner.fit()
     best = results.get_best_result(metric=metric, mode=mode)
     if best is None or best.metrics is None:
         client.set_terminated(parent_id, "FAILED")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -122,9 +122,19 @@ class _ResponseTable:
     """An AIA response table as aiapy reads it (epochs with effective areas and polynomials)."""
 
     table: Any  # astropy QTable from aiapy.calibrate.util.get_correction_table
+    #: Per channel, the table's rows of that channel sorted by date, as aiapy selects them.
+    _channels: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def factor(self, channel: str, when: datetime) -> float:
-        """aiapy's degradation factor; ValueError naming what the table lacks."""
+        """aiapy's degradation factor; ValueError naming what the table lacks.
+
+        :func:`aiapy.calibrate.degradation` selects and copies a channel's rows of the
+        table for every image, which costs more than registering a 1024² image; here
+        each channel's rows are selected once (``aiapy.calibrate.util``'s
+        ``_select_epoch_from_correction_table``, which aiapy's function calls) and its
+        formula is evaluated on them with the same operations, so the factor is aiapy's
+        to the last bit (tests compare both). Where aiapy would raise, aiapy runs.
+        """
         import astropy.units as u
         from aiapy.calibrate import degradation
         from astropy.time import Time
@@ -132,10 +142,30 @@ class _ResponseTable:
 
         if not channel.isdigit():
             raise ValueError(f"channel {channel!r} is not an AIA wavelength")
+        wavelength = int(channel) * u.AA
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ErfaWarning)  # UTC of times past the leap-second table
-            value = degradation(int(channel) * u.AA, Time(when), correction_table=self.table)
-        return float(value[0])
+            t = Time(when)
+            rows = self._rows(channel, wavelength)
+            in_epoch = np.flatnonzero((t >= rows["T_START"]) & (t < rows["T_STOP"])) if rows is not None else ()
+            if not len(in_epoch):
+                return float(degradation(wavelength, t, correction_table=self.table)[0])  # aiapy's error
+            first, epoch = rows[0], rows[in_epoch[-1]]
+            dt = (t - epoch["T_START"]).to(u.day).value
+            ratio = np.zeros(1)
+            poly = np.zeros(1)
+            ratio[0] = epoch["EFF_AREA"] / first["EFF_AREA"]
+            poly[0] = epoch["EFFA_P1"] * dt + epoch["EFFA_P2"] * dt**2 + epoch["EFFA_P3"] * dt**3 + 1.0
+        return float(u.Quantity(poly * ratio)[0])
+
+    def _rows(self, channel: str, wavelength: Any) -> Any:
+        """The channel's rows sorted by date (aiapy's selection), None when it has none."""
+        if channel not in self._channels:
+            thin = "_THIN" if int(channel) not in (1600, 1700, 4500) else ""
+            rows = self.table[self.table["WAVE_STR"] == f"{wavelength.to_value('angstrom'):.0f}{thin}"]
+            rows.sort("DATE")
+            self._channels[channel] = rows if len(rows) else None
+        return self._channels[channel]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ with many thousands of runs. MLflow stays the source of truth: runs tagged
 Grouping: entries with the same ``config_key`` (the run's identity tags and params
 without ``training.seed``) are seeds of one configuration and make one ranked row.
 
+Kinds of entry: ``run`` (the benchmark's reference model, trained and evaluated), ``plugin``
+(a model of the user's own, trained through ``--model``), ``submission`` (test predictions
+scored by ``heliobench submit``). The published works' own results are no entries: they come
+from the spec (:func:`published_frame`), are shown apart and never ranked.
+
 95% interval of a ranked row: for a single entry, that entry's bootstrap bounds over
 test images (``<primary>_ci_low``/``_ci_high``, null when not logged); for several seeds,
 the Student-t interval of the mean over seeds, ``mean ± t(0.975, n-1) · std / sqrt(n)``.
@@ -18,7 +23,9 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
+import textwrap
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -44,7 +51,7 @@ TAG_PREDICTIONS = "heliobench.predictions_sha256"
 TAG_DATASET = "heliobench.dataset"
 SEED_PARAM = "training.seed"
 #: Tags that, with the params, say which configuration a run is.
-IDENTITY_TAGS = (runs.TAG_KIND, TAG_MODEL, TAG_MANIFEST, TAG_PREDICTIONS)
+IDENTITY_TAGS = (runs.TAG_KIND, TAG_MODEL, TAG_MANIFEST, TAG_PREDICTIONS, runs.TAG_PLUGIN_SHA256)
 
 SCHEMA = pl.Schema({
     "benchmark": pl.String,
@@ -62,6 +69,12 @@ SCHEMA = pl.Schema({
     "dataset": pl.String,
 })
 FORMATS = ("table", "json", "csv")
+#: How each kind of row is named on leaderboards.
+SOURCES = {"run": "reference", "plugin": "plug-in", "submission": "submission", "published": "published"}
+#: What the published rows are, wherever they are shown.
+PUBLISHED_LABEL = "published, on the paper's data"
+#: Width of the terminal table (``heliobench leaderboard`` without ``--wide``).
+TABLE_WIDTH = 120
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ def _entry(run: Run, spec: BenchmarkSpec, owner: str | None = None) -> Leaderboa
     return LeaderboardEntry(
         benchmark=spec.name,
         entry_id=run_id,
-        kind="submission" if tags.get(runs.TAG_KIND) == "submission" else "run",
+        kind=_kind(tags),
         model=tags[TAG_MODEL],
         config_key=config_key(identity),
         seed=int(params[SEED_PARAM]) if SEED_PARAM in params else None,
@@ -122,6 +135,12 @@ def _entry(run: Run, spec: BenchmarkSpec, owner: str | None = None) -> Leaderboa
         created=datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc),
         dataset=tags.get(TAG_DATASET) or params.get("dataset") or spec.dataset,
     )
+
+
+def _kind(tags: dict[str, str]) -> str:
+    if tags.get(runs.TAG_KIND) == "submission":
+        return "submission"
+    return "plugin" if tags.get(runs.TAG_PLUGIN) else "run"
 
 
 def entry_from_run(client: MlflowClient, run_id: str, spec: BenchmarkSpec) -> LeaderboardEntry:
@@ -239,7 +258,8 @@ def rank(table: LeaderboardTable, spec: BenchmarkSpec) -> pl.DataFrame:
     Columns: ``rank``, ``model``, the primary metric's mean, ``<primary>_std`` (over seeds,
     0 for one), ``<primary>_ci_low``/``_ci_high`` (see the module docstring), the other
     metrics' means, ``n_seeds``, ``n_parameters``, ``worker_hours`` (summed), ``dataset_hash``,
-    ``date`` (latest), ``submitters``, ``kind``, ``config_key``.
+    ``date`` (latest), ``submitters``, ``kind``, ``config_key``, ``runs`` (the MLflow run ids,
+    comma-separated).
     """
     p = spec.primary_metric
     low, high = f"{p}_ci_low", f"{p}_ci_high"
@@ -260,6 +280,7 @@ def rank(table: LeaderboardTable, spec: BenchmarkSpec) -> pl.DataFrame:
         pl.col("created").max().alias("date"),
         pl.col("submitter").unique().sort().str.join(", ").alias("submitters"),
         pl.col("kind").first(),
+        pl.col("entry_id").sort().str.join(",").alias("runs"),
     )
     t_quantile = pl.Series(stdtrit(np.maximum(groups["n_seeds"].to_numpy() - 1, 1), 0.975))
     t = pl.lit(t_quantile) * pl.col(f"{p}_std") / pl.col("n_seeds").sqrt()
@@ -271,19 +292,92 @@ def rank(table: LeaderboardTable, spec: BenchmarkSpec) -> pl.DataFrame:
         pl.col(p).rank("min", descending=spec.direction == "maximize").cast(pl.Int64).alias("rank"),
     )
     columns = ["rank", "model", p, f"{p}_std", low, high, *others, "n_seeds", "n_parameters",
-               "worker_hours", "dataset_hash", "date", "submitters", "kind", "config_key"]
+               "worker_hours", "dataset_hash", "date", "submitters", "kind", "config_key", "runs"]
     return groups.sort("rank", "model", "config_key", nulls_last=True).select(columns)
 
 
-def format_leaderboard(df: pl.DataFrame, fmt: str) -> str:
-    """``df`` (from :func:`rank`) as a text ``table``, ``json`` (a list of rows) or ``csv``."""
+def published_frame(spec: BenchmarkSpec) -> pl.DataFrame:
+    """The spec's published results as rows (``model``, the primary metric, ``citation``,
+    ``data``, ``reported``: the paper's other numbers as text, ``note``); never ranked."""
+    p = spec.primary_metric
+    return pl.DataFrame([{
+        "model": row.model, p: row.metrics.get(p), "citation": " ".join(row.citation.split()), "data": " ".join(row.data.split()),
+        "reported": ", ".join(f"{k} {v:.4g}" for k, v in {**{m: v for m, v in row.metrics.items() if m != p}, **row.reported}.items()),
+        "note": " ".join((row.note or "").split()),
+    } for row in spec.published], schema={"model": pl.String, p: pl.Float64, "citation": pl.String, "data": pl.String,
+                                          "reported": pl.String, "note": pl.String})
+
+
+def format_leaderboard(df: pl.DataFrame, fmt: str, spec: BenchmarkSpec, wide: bool = False) -> str:
+    """``df`` (from :func:`rank`) as a text ``table``, ``json`` (a list of rows) or ``csv``.
+
+    The table shows rank, model, source, the primary metric with its 95% interval, seeds,
+    compute, date and submitters, then the published results apart, in at most
+    :data:`TABLE_WIDTH` columns; ``wide`` shows every column of ``df`` instead.
+    """
     if fmt == "json":
         return df.write_json()
     if fmt == "csv":
         return df.write_csv()
     if fmt != "table":
         raise HelioBenchError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if not wide:
+        return _compact(df, spec)
     short = df.with_columns(pl.col("dataset_hash", "config_key").str.slice(0, 12), pl.col("date").dt.strftime("%Y-%m-%d %H:%M"))
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=1000, float_precision=4, fmt_str_lengths=60,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         return str(short)
+
+
+#: Columns of the compact table: (header, width, right-aligned).
+_COLUMNS = (("rank", 4, True), ("model", 28, False), ("source", 10, False), ("", 24, False), ("seeds", 5, True),
+            ("worker-h", 8, True), ("date", 10, False), ("by", 14, False))
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _number(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.4g}"
+
+
+def _line(cells: list[str]) -> str:
+    """Cells under the first ``len(cells)`` columns, each cut to its width."""
+    out = []
+    for (_, width, right), text in zip(_COLUMNS, cells):
+        text = _fit(text, width)
+        out.append(text.rjust(width) if right else text.ljust(width))
+    return "  ".join(out).rstrip()
+
+
+def _wrapped(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, TABLE_WIDTH, initial_indent=indent, subsequent_indent=indent) or [""]
+
+
+def _compact(df: pl.DataFrame, spec: BenchmarkSpec) -> str:
+    p = spec.primary_metric
+    better = "higher" if spec.direction == "maximize" else "lower"
+    hashes = ", ".join(h[:12] for h in df["dataset_hash"].unique(maintain_order=True).to_list()) or "–"
+    lines = [*_wrapped(f"{spec.name} on {spec.dataset}/{spec.split_scheme} — {spec.title}"),
+             *_wrapped(f"manifest {hashes}; ranked by {p} ({better} is better) with its 95% interval"),
+             _line([h if h else f"{p} [95% CI]" for h, _, _ in _COLUMNS])]
+    for r in df.iter_rows(named=True):
+        interval = "" if r[f"{p}_ci_low"] is None else f" [{_number(r[f'{p}_ci_low'])}, {_number(r[f'{p}_ci_high'])}]"
+        compute = "–" if r["worker_hours"] is None else f"{r['worker_hours']:.3g}"
+        lines.append(_line([str(r["rank"]), r["model"], SOURCES.get(r["kind"], r["kind"]), _number(r[p]) + interval,
+                            str(r["n_seeds"]), compute, r["date"].strftime("%Y-%m-%d"), r["submitters"]]))
+    if df.is_empty():
+        lines.append("  (no entries yet: `heliobench evaluate` a trained run, or `heliobench submit` test predictions)")
+    published = published_frame(spec)
+    if published.height:
+        lines.append(f"{PUBLISHED_LABEL} (not ranked against the rows above):")
+        for r in published.iter_rows(named=True):
+            value = "–" if r[p] is None else f"{r[p]:g}"  # as the paper gives it
+            head = _line(["–", r["model"], SOURCES["published"], value]).ljust(sum(w + 2 for _, w, _ in _COLUMNS[:4]))
+            lines.append(head + _fit(r["citation"], TABLE_WIDTH - len(head)))
+            if r["reported"]:
+                lines += _wrapped(f"reported: {r['reported']}", " " * 6)
+    return "\n".join(lines)

@@ -31,20 +31,20 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from heliobench import logfile
 from heliobench.errors import HelioBenchError
 from heliobench.storage import redact
+from heliobench.workspace import workspace
 
 logger = logging.getLogger(__name__)
 
 #: Tags every HelioBench run carries.
 TAG_BENCHMARK = "heliobench.benchmark"
 TAG_KIND = "heliobench.kind"  # train | tune | trial | submission
+#: A run of a plug-in model (:mod:`heliobench.models`): its reference and source SHA-256.
+TAG_PLUGIN = "heliobench.plugin"
+TAG_PLUGIN_SHA256 = "heliobench.plugin_sha256"
 MODEL_ARTIFACT = "model"
-
-
-def workspace() -> Path:
-    """The local workspace folder (tracking store, artifacts, checkpoints, leaderboard)."""
-    return Path(os.environ.get("HELIOBENCH_WORKSPACE", "work")).resolve()
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -77,6 +77,7 @@ def _move_credentials(uri: str) -> str:
 
 def connect(uri: str | None = None) -> MlflowClient:
     """Point MLflow at the tracking store and check it answers (a clear error at start)."""
+    logfile.route("mlflow", "alembic")
     resolved = tracking_uri(uri)
     if resolved.startswith(("http://", "https://")):
         _check_health(resolved)

@@ -18,7 +18,7 @@ import io
 import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +28,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 
+from heliobench.archive.readers.fitsheaders import read_layout
 from heliobench.archive.readers.formats import describe_start, detect_format
 from heliobench.archive.readers.keywords import DISPLAY_PIXELS, PIXEL_KIND_KEY, number
 from heliobench.errors import ReaderError
@@ -110,6 +111,20 @@ def _describe_hdu(hdu: Any) -> str:
 
 
 def _open_fits(raw: bytes, uri: str, file_format: str) -> ImageFile:
+    """The first 2-D image of a FITS file: headers read from the bytes where the file has a
+    layout :func:`read_layout` knows (nothing is parsed twice, decoding goes straight to
+    the tiles), else by astropy."""
+    layout = read_layout(raw, fits.conf.strip_header_whitespace)
+    if layout is not None:
+        header = layout.headers[layout.index]
+        shape = _image_shape(header)
+        if shape is not None:
+            decode = partial(_fits_data, raw, uri, layout.index, layout.table, layout.data_offset)
+            return ImageFile(uri, file_format, header, shape, decode)
+    return _open_fits_astropy(raw, uri, file_format)
+
+
+def _open_fits_astropy(raw: bytes, uri: str, file_format: str) -> ImageFile:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -129,7 +144,7 @@ def _open_fits(raw: bytes, uri: str, file_format: str) -> ImageFile:
                             f"({shape[1]}x{shape[0]} image) needs {needed}",
                         )
                     header = _header_dict(hdu.header)
-                    return ImageFile(uri, file_format, header, shape, partial(_fits_data, raw, uri, index))
+                    return ImageFile(uri, file_format, header, shape, partial(_fits_data, raw, uri, index, None, None))
                 found = ", ".join(_describe_hdu(h) for h in hdul)
                 last = hdul[-1].fileinfo()
                 if raw[last["datLoc"] + last["datSpan"]:].strip(b"\0 "):
@@ -143,14 +158,23 @@ def _open_fits(raw: bytes, uri: str, file_format: str) -> ImageFile:
     raise ReaderError(uri, f"FITS file without a 2-D image (HDUs: {found})")
 
 
-def _fits_data(raw: bytes, uri: str, index: int) -> np.ndarray:
-    """The pixels of HDU ``index``: RICE row tiles through :func:`_rice_image`, anything else through astropy."""
+def _fits_data(raw: bytes, uri: str, index: int, table: Mapping[str, Any] | None, data_offset: int | None) -> np.ndarray:
+    """The pixels of HDU ``index``: RICE row tiles through :func:`_rice_image`, anything else
+    through astropy. ``table`` and ``data_offset``: the compressed image's table header and
+    data offset where :func:`read_layout` read them (None: astropy finds them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with fits.open(io.BytesIO(raw), disable_image_compression=True) as hdul:
-                hdu = hdul[index]  # a tile-compressed image stays its binary table here
-                data = _rice_image(raw, hdu) if isinstance(hdu, fits.BinTableHDU) else np.asarray(hdu.data)
+            data = None
+            if table is not None:
+                data = _rice_image(raw, table, data_offset)
+            else:
+                with fits.open(io.BytesIO(raw), disable_image_compression=True) as hdul:
+                    hdu = hdul[index]  # a tile-compressed image stays its binary table here
+                    if isinstance(hdu, fits.BinTableHDU):
+                        data = _rice_image(raw, hdu.header, hdu.fileinfo()["datLoc"])
+                    else:
+                        data = np.asarray(hdu.data)
             if data is None:
                 with fits.open(io.BytesIO(raw)) as hdul:
                     data = np.asarray(hdul[index].data)
@@ -162,15 +186,17 @@ def _fits_data(raw: bytes, uri: str, index: int) -> np.ndarray:
     return data
 
 
-def _rice_image(raw: bytes, hdu: Any) -> np.ndarray | None:
+def _rice_image(raw: bytes, h: Mapping[str, Any], start: int) -> np.ndarray | None:
     """The image of a RICE_1 tile-compressed HDU whose tiles are whole rows (as JSOC writes them),
     decoded tile by tile with astropy's C codec; None when the HDU is anything else.
+    ``h``: the binary table's header; ``start``: the byte offset of the table's data.
 
     astropy decodes the same tiles with several Python calls per tile (4096 tiles per
-    4096² image), which costs as much as the decompression itself. The pixels are
-    identical to astropy's, with one difference in type: integer images that astropy
-    scales to float64 (BITPIX 32 with BSCALE/BZERO or BLANK, e.g. HMI magnetograms) come
-    as float32, the same values as astropy's rounded once (preprocessing works in float32).
+    4096² image), which costs as much as the decompression itself; here each tile costs
+    one call, and the tiles' bytes are joined once. The pixels are identical to astropy's,
+    with one difference in type: integer images that astropy scales to float64 (BITPIX 32
+    with BSCALE/BZERO or BLANK, e.g. HMI magnetograms) come as float32, the same values as
+    astropy's rounded once (preprocessing works in float32).
     Pseudo-unsigned integers, quantised floats, ZBLANK and tiles stored uncompressed are
     left to astropy.
     """
@@ -178,7 +204,6 @@ def _rice_image(raw: bytes, hdu: Any) -> np.ndarray | None:
         from astropy.io.fits.hdu.compressed._compression import decompress_rice_1_c
     except ImportError:  # a private astropy module: without it, astropy decodes
         return None
-    h = hdu.header
     if h.get("ZIMAGE") is not True:
         return None
     if str(h.get("ZCMPTYPE", "")).strip() not in ("RICE_1", "RICE_ONE") or h.get("ZNAXIS") != 2:
@@ -196,7 +221,6 @@ def _rice_image(raw: bytes, hdu: Any) -> np.ndarray | None:
     if bscale == 1 and (bzero == 1 << (zbitpix - 1) or (zbitpix == 8 and bzero == -128)):
         return None  # pseudo-unsigned integers
     row_bytes, n_rows = h["NAXIS1"], h["NAXIS2"]
-    start = hdu.fileinfo()["datLoc"]
     heap = start + h.get("THEAP", row_bytes * n_rows)
     descriptor = np.dtype(">i4" if tform[0] == "P" else ">i8")
     table = np.frombuffer(raw, np.uint8, count=row_bytes * n_rows, offset=start).reshape(n_rows, row_bytes)
@@ -204,38 +228,43 @@ def _rice_image(raw: bytes, hdu: Any) -> np.ndarray | None:
     if n_rows != -(-ny // rows_per_tile) or (tiles[:, 0] <= 0).any() or (heap + tiles.sum(axis=1)).max() > len(raw):
         return None  # an empty tile means "stored uncompressed" or a damaged table: astropy decides
     kind = {8: np.uint8, 16: np.int16, 32: np.int32}[zbitpix]
-    scaled = not (bscale == 1 and bzero == 0 and blank is None)
-    out = np.empty((ny, nx), dtype=np.float32 if scaled else kind)
-    flat, step, total = out.reshape(-1), rows_per_tile * nx, ny * nx
-    # Scaled images: tiles are decoded into a cache-sized buffer of integers and scaled from there,
-    # rather than in passes over the whole image.
-    per_chunk = max(1, _CHUNK_PIXELS // step) if scaled else n_rows
-    buffer = np.empty(per_chunk * step, dtype=kind) if scaled else flat
+    step, total = rows_per_tile * nx, ny * nx
+    whole = total // step  # tiles of ``step`` pixels; a last one may be shorter
     descriptors = tiles.tolist()
+
+    def stored(first: int, last: int) -> np.ndarray:
+        """The stored integers of tiles ``first`` to ``last`` (exclusive), writeable."""
+        pieces = [decompress_rice_1_c(raw[heap + offset : heap + offset + size], blocksize, bytepix, step)
+                  for size, offset in descriptors[first : min(last, whole)]]
+        if last > whole:
+            size, offset = descriptors[whole]
+            pieces.append(decompress_rice_1_c(raw[heap + offset : heap + offset + size], blocksize, bytepix, total - whole * step))
+        return np.frombuffer(bytearray().join(pieces), dtype=kind)
+
+    if bscale == 1 and bzero == 0 and blank is None:
+        return stored(0, n_rows).reshape(ny, nx)
+    # Scaled images: tiles are decoded a cache-sized chunk at a time and scaled from there,
+    # rather than in passes over the whole image.
+    out = np.empty(total, dtype=np.float32)
+    per_chunk = max(1, _CHUNK_PIXELS // step)
+    wide = np.empty(per_chunk * step, dtype=np.float64) if zbitpix == 32 else None
     for chunk in range(0, n_rows, per_chunk):
-        shift = chunk * step if scaled else 0
-        end = min(total, (chunk + per_chunk) * step)
-        for tile in range(chunk, min(n_rows, chunk + per_chunk)):
-            size, offset = descriptors[tile]
-            first, last = tile * step, min(total, (tile + 1) * step)
-            at = heap + offset
-            pixels = decompress_rice_1_c(raw[at : at + size], blocksize, bytepix, last - first)
-            buffer[first - shift : last - shift] = np.frombuffer(pixels, dtype=kind, count=last - first)
-        if scaled:
-            _scale_into(flat[shift:end], buffer[: end - shift], bscale, bzero, blank)
-    return out
+        values = stored(chunk, min(n_rows, chunk + per_chunk))
+        _scale_into(out[chunk * step : chunk * step + values.size], values, bscale, bzero, blank, wide)
+    return out.reshape(ny, nx)
 
 
 #: Pixels decoded per chunk before scaling (256 K: a few MB of integers and float64 temporaries).
 _CHUNK_PIXELS = 1 << 18
 
 
-def _scale_into(out: np.ndarray, stored: np.ndarray, bscale: float, bzero: float, blank: int | None) -> None:
+def _scale_into(out: np.ndarray, stored: np.ndarray, bscale: float, bzero: float, blank: int | None,
+                wide: np.ndarray | None = None) -> None:
     """astropy's BSCALE/BZERO/BLANK scaling of stored integers into float32 ``out``.
 
     astropy computes in float32 for 8- and 16-bit integers and in float64 for 32-bit ones
-    (here rounded to float32 once, at the end); BLANK pixels become NaN (a BLANK of 0
-    marks nothing, as in astropy).
+    (here in ``wide``, a float64 buffer at least as long, rounded to float32 once, at the
+    end); BLANK pixels become NaN (a BLANK of 0 marks nothing, as in astropy).
     """
     if stored.dtype.itemsize <= 2:
         np.copyto(out, stored, casting="unsafe")
@@ -244,12 +273,14 @@ def _scale_into(out: np.ndarray, stored: np.ndarray, bscale: float, bzero: float
         if bzero != 0:
             out += bzero
     else:
-        wide = stored.astype(np.float64)
+        wide = np.empty(stored.size, dtype=np.float64) if wide is None else wide[: stored.size]
         if bscale != 1:
-            np.multiply(wide, bscale, wide)
+            np.multiply(stored, bscale, out=wide)
+        else:
+            np.copyto(wide, stored, casting="unsafe")
         if bzero != 0:
             wide += bzero
-        out[...] = wide
+        np.copyto(out, wide, casting="same_kind")
     if blank:
         out[stored == blank] = np.nan
 

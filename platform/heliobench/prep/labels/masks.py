@@ -21,8 +21,10 @@ def encode_mask(raw: bytes, uri: str, ctx: LabelContext) -> np.ndarray:
     else:
         image = open_image(raw, uri)  # HelioBench's reader: RICE tiles decode faster than astropy's loop
         mask, header = np.asarray(image.decode()), image.header
+    # The Map gives the geometry only: a zero-cost stand-in of the mask's shape, as for polygon labels (``grid_map``).
+    stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), mask.shape)
     try:
-        smap = sunpy.map.Map(mask.astype(np.float32), header)
+        smap = sunpy.map.Map(stand_in, header)
     except (OSError, ValueError) as exc:
         raise ReaderError(uri, f"not a readable mask file ({exc})") from None
     return (ctx.pipeline.apply_label(mask, smap) > 0).astype(np.uint8)

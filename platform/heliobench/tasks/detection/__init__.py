@@ -7,6 +7,7 @@ magnetograms; GoogLeNet classifies a cut-out of each box into Mount Wilson class
 from heliobench.tasks.detection.classes import (
     MT_WILSON_CLASSES,
     PAPER4_CLASSES,
+    PAPER4_FROM_MT_WILSON,
     class_map,
     class_names,
     encode,
@@ -42,6 +43,7 @@ from heliobench.tasks.detection.targets import (
 __all__ = [
     "MT_WILSON_CLASSES",
     "PAPER4_CLASSES",
+    "PAPER4_FROM_MT_WILSON",
     "DetectNet",
     "DetectNetTargets",
     "Detections",
