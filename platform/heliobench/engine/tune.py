@@ -230,6 +230,7 @@ def tune_benchmark(
     """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     t0 = time.perf_counter()
     if space.benchmark != spec.name:
@@ -284,10 +285,13 @@ def tune_benchmark(
     else:
         sched = (ASHAScheduler(max_t=space.max_epochs, grace_period=space.grace_period, reduction_factor=space.reduction_factor)
                  if scheduler == "asha" else FIFOScheduler())
+        # Configurations drawn from the spec's seed: the same search samples the same trials.
+        sampler = BasicVariantGenerator(random_state=spec.training.seed)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
-            tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched, num_samples=num_samples or space.num_samples),
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched, search_alg=sampler,
+                                        num_samples=num_samples or space.num_samples),
             run_config=tune.RunConfig(name=name, storage_path=storage_path, storage_filesystem=storage_fs, callbacks=callbacks),
         )
     with logfile.captured_prints():

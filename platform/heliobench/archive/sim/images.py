@@ -95,7 +95,7 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
                 + 0.25 * np.clip(np.abs(f.b_ar) / 300.0, 0.0, 1.0) * (1.0 - f.spot)
             )
         )
-        network = 1.0 + 0.3 * f.network
+        network = 1.0 + 0.15 * f.network
     quiet = q * limb * (texture_ * network + channel.bright_point_gain * f.bright_points)
     quiet = quiet * (1.0 - (1.0 - channel.ch_contrast) * f.ch)
     disk = (
