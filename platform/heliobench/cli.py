@@ -212,15 +212,11 @@ def _evaluate(a: argparse.Namespace) -> int:
     from heliobench.engine.evaluate import evaluate, evaluate_transfer
 
     spec = _bench(a)
-<<<<<<< HEAD
     if a.transfer:
-        metrics = evaluate_transfer(spec, a.run, a.transfer, tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
+        metrics = evaluate_transfer(spec, a.run, a.transfer, tracking_uri=a.tracking_uri, n_boot=a.bootstrap, model_ref=a.model)
         emit(json.dumps({"run_id": a.run, "transfer": a.transfer, "metrics": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
         return 0
-    metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap)
-=======
     metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap, model_ref=a.model)
->>>>>>> main
     emit(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
     return 0
 

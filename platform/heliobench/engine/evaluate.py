@@ -83,6 +83,18 @@ def _relocated(trained: BenchmarkSpec, run, model_ref: str) -> BenchmarkSpec:
     return trained.model_copy(update={"model": trained.model.model_copy(update={"factory": plugin.ref})})
 
 
+def _trained_model(client, run_id: str, spec: BenchmarkSpec, model_ref: str | None):
+    """(run, the spec it trained, its model in eval mode)."""
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001
+        raise HelioBenchError(f"no run {run_id} on {client.tracking_uri.split('@')[-1]}") from None
+    trained = run_spec(client, run_id, spec)
+    if model_ref is not None:
+        trained = _relocated(trained, run, model_ref)
+    return run, trained, load_run_model(client, run_id, trained)
+
+
 def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | None = None, n_boot: int = 1000,
              model_ref: str | None = None) -> dict[str, float]:
     """Score a run's model on the test split, log ``test_*`` metrics and add it to the leaderboard.
@@ -93,18 +105,11 @@ def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | 
     from heliobench.tracking.leaderboard import LeaderboardTable, entry_from_run
 
     client = runs.connect(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except Exception:  # noqa: BLE001
-        raise HelioBenchError(f"no run {run_id} on {client.tracking_uri.split('@')[-1]}") from None
-    trained = run_spec(client, run_id, spec)
-    if model_ref is not None:
-        trained = _relocated(trained, run, model_ref)
+    run, trained, model = _trained_model(client, run_id, spec, model_ref)
     index = read_index(shards)
     if run.data.tags.get("heliobench.manifest_hash") not in (None, index["manifest_hash"]):
         raise HelioBenchError(f"{shards}: shards of manifest {index['manifest_hash'][:12]}, run {run_id} trained on {run.data.tags['heliobench.manifest_hash'][:12]}")
     task = get_task(trained.task)
-    model = load_run_model(client, run_id, trained)
     metrics = score(trained, shards, lambda b: to_numpy(task.predict(model, task.inputs(trained, b))), n_boot=n_boot)
     runs.log_metrics_once(client, run_id, {f"test_{k}": v for k, v in metrics.items()}, step=0)
     client.set_tag(run_id, "heliobench.leaderboard", "1")
@@ -112,7 +117,8 @@ def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | 
     return metrics
 
 
-def evaluate_transfer(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | None = None, n_boot: int = 1000) -> dict[str, float]:
+def evaluate_transfer(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | None = None, n_boot: int = 1000,
+                      model_ref: str | None = None) -> dict[str, float]:
     """Score a run's model on every sample of another dataset's shards (real images, say, for a
     model trained on the simulated archive) and log them on the run as ``transfer_CARD_*``.
 
@@ -120,12 +126,11 @@ def evaluate_transfer(spec: BenchmarkSpec, run_id: str, shards: str, tracking_ur
     leaderboard entry (the samples are not that dataset's frozen test split).
     """
     client = runs.connect(tracking_uri)
-    trained = run_spec(client, run_id, spec)
+    _, trained, model = _trained_model(client, run_id, spec, model_ref)
     card = read_index(shards)["card"]
     if card == trained.dataset:
         raise HelioBenchError(f"{shards}: shards of {card}, the dataset run {run_id} was trained on; score its test split with evaluate")
     task = get_task(trained.task)
-    model = load_run_model(client, run_id, trained)
     batches = split_batches(trained, shards, ("train", "val", "test"), trained.training.batch_size, same_dataset=False)
     metrics = task.score(trained, batches, lambda b: to_numpy(task.predict(model, task.inputs(trained, b))), n_boot=n_boot)
     runs.log_metrics_once(client, run_id, {f"transfer_{card}_{k}": v for k, v in metrics.items()}, step=0)
