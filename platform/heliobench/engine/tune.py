@@ -43,6 +43,7 @@ class TuneSummary:
     best_metric: float
     metric: str
     seconds: float
+    first_metric: float  # the first trial's (what the search started from)
 
 
 def flat_overrides(overrides: dict) -> dict:
@@ -301,7 +302,10 @@ def tune_benchmark(
         client.set_terminated(parent_id, "FAILED")
         raise HelioBenchError(f"search {name}: no trial reported {metric}")
     best_overrides = best.config["overrides"]
+    first = min((r for r in results if r.metrics and metric in r.metrics), key=lambda r: r.metrics["trial_id"])
     client.log_batch(parent_id, params=[Param("best_config", json.dumps(best_overrides))])
-    runs.log_metrics_once(client, parent_id, {f"best_{metric}": best.metrics[metric], "trials": len(results)}, step=0)
+    runs.log_metrics_once(client, parent_id, {f"best_{metric}": best.metrics[metric], f"first_{metric}": first.metrics[metric],
+                                              "trials": len(results)}, step=0)
     client.set_terminated(parent_id, "FINISHED")
-    return TuneSummary(parent_id, name, len(results), best_overrides, float(best.metrics[metric]), metric, time.perf_counter() - t0)
+    return TuneSummary(parent_id, name, len(results), best_overrides, float(best.metrics[metric]), metric,
+                       time.perf_counter() - t0, float(first.metrics[metric]))

@@ -23,6 +23,9 @@ KSO_MAX_DN = 4095
 #: EUV limb brightening (optically thin corona seen along longer paths near the limb) rises
 #: as (1 - mu) to this power: flat over most of the disk, steep in the last tenth of the radius.
 EUV_LIMB_POWER = 6.0
+#: Plumes: rays above open-field regions (polar holes), brighter than the dark corona around them
+#: by up to this factor times the limb's fine structure.
+PLUME_GAIN = 0.5
 #: Off-limb structures are evaluated at this many limb points around the disk, then smoothed
 #: along the limb: loops by ``_LOOP_SMOOTH_DEG``, the dark corona above coronal holes by
 #: ``_OPEN_SMOOTH_DEG`` (its plumes and edges blur with height).
@@ -41,6 +44,7 @@ class Scene:
     limb_heat: np.ndarray  # active-region heating (loops above the limb)
     limb_ch: np.ndarray  # coronal-hole darkness (open field: a dark, plume-filled corona)
     limb_corona: np.ndarray  # large-scale quiet-corona log-brightness (streamers), unit variance
+    limb_rays: np.ndarray  # fine structure along the limb, >= 0 (plumes where the field is open)
 
 
 def _around_limb(profile: np.ndarray, smooth_deg: float) -> np.ndarray:
@@ -54,10 +58,12 @@ def scene(view: DiskView, state: SunState, seed: int, l0_deg: float) -> Scene:
     lon, lat = lon_lat_deg(limb)
     heat = _around_limb(active_region_heat(PointSet(limb), state, strands=False), _LOOP_SMOOTH_DEG)
     dark = _around_limb(coronal_hole_darkness(PointSet(limb), state), _OPEN_SMOOTH_DEG)
-    streamers = texture.sample(texture.corona_maps(seed, state.mjd, texture.smoothing_level(view.pixel_deg))[2], lon + l0_deg, lat)
+    fine, _, large = texture.corona_maps(seed, state.mjd, texture.smoothing_level(view.pixel_deg))
+    streamers = texture.sample(large, lon + l0_deg, lat)
+    rays = np.maximum(texture.sample(fine, lon + l0_deg, lat), 0.0)
     index = np.round((view.position_angle + math.pi) * (_LIMB_SAMPLES / (2 * math.pi))).astype(np.int64) % _LIMB_SAMPLES
     fields = surface_fields(view.xyz, state, seed, l0_deg, view.pixel_deg)
-    return Scene(view, fields, heat[index], dark[index], streamers[index])
+    return Scene(view, fields, heat[index], dark[index], streamers[index], rays[index])
 
 
 def full_image(scene_: Scene, on_disk: np.ndarray, off_disk: np.ndarray | float) -> np.ndarray:
@@ -109,7 +115,8 @@ def aia_expected_dn(channel: AIAChannel, scene_: Scene) -> np.ndarray:
     off = edge * np.exp(-height / channel.scale_height_rsun)
     if not channel.is_uv:
         streamers = (0.55 + 0.45 * np.cos(view.position_angle) ** 2) * np.exp(0.5 * scene_.limb_corona)
-        open_field = 1.0 - (1.0 - channel.ch_contrast) * 0.8 * scene_.limb_ch
+        plumes = 1.0 + PLUME_GAIN * scene_.limb_ch * scene_.limb_rays
+        open_field = (1.0 - (1.0 - channel.ch_contrast) * 0.8 * scene_.limb_ch) * plumes
         loops = q * channel.ar_gain * scene_.limb_heat**channel.ar_core_power
         off = off * streamers * open_field + loops * np.exp(-height / channel.scale_height_rsun)
     return full_image(scene_, disk, off + 0.002 * q)
