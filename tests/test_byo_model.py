@@ -210,10 +210,13 @@ def test_quiet_keeps_errors_on_the_terminal(tmp_path) -> None:
     logfile.route("ray", "ray.data")
     for name in ("ray", "ray.data"):
         logger = logging.getLogger(name)
-        terminal = [h for h in logger.handlers if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+        terminal = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
+                    and not isinstance(h, logging.FileHandler) and h not in logging.getLogger().handlers]
         assert terminal and all(h.level == logging.ERROR for h in terminal) and not logger.propagate
     logging.getLogger("ray.data").info("an info line of Ray Data")
     logging.getLogger("ray").error("an error of Ray")
     text = path.read_text()
     assert "=== " in text and "heliobench test" in text
     assert "INFO ray.data: an info line of Ray Data" in text and "ERROR ray: an error of Ray" in text
+    # the application's own handlers (here pytest's capture, on the root logger) keep their level
+    assert all(h.level != logging.ERROR for h in logging.getLogger().handlers)

@@ -120,8 +120,11 @@ def _route(logger: logging.Logger) -> None:
 
 
 def _is_terminal(handler: logging.Handler) -> bool:
-    """A handler writing to the standard streams (Ray's PlainRayHandler is a StreamHandler too)."""
-    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    """A handler writing to the standard streams (Ray's PlainRayHandler is a StreamHandler too);
+    not a file, nor a handler the root logger also has (the application's own, e.g. pytest's
+    capture, which must keep its level)."""
+    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            and handler not in logging.getLogger().handlers)
 
 
 class _PrintsToLog(io.TextIOBase):
