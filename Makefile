@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 APT_PACKAGES := libopenjp2-7 chromium postgresql
 SERVICES_DIR ?= work/services
 
-.PHONY: demo test test-fast test-cluster fuzz bench system-deps clean services shared-tracking services-down
+.PHONY: demo test test-fast test-cluster fuzz bench sim-report system-deps clean services shared-tracking services-down
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -60,6 +60,13 @@ shared-tracking: services
 
 services-down:
 	$(BIN)/python infra/local/services.py down --dir $(SERVICES_DIR)
+
+# How close the simulated archive is to real data (../shared/realdata): table, figures and
+# HTML page in $(SIM_REPORT_DIR) (a few minutes). `heliobench demo` can call the same report
+# (heliobench.realism.demo_report) with its workspace.
+SIM_REPORT_DIR ?= work/sim_report
+sim-report: system-deps $(BIN)/heliobench
+	$(BIN)/heliobench sim-report --out $(SIM_REPORT_DIR)
 
 bench: system-deps $(BIN)/heliobench
 	$(BIN)/python benchmarks/perf/run_all.py

@@ -125,3 +125,30 @@ def test_ch_reiss_end_to_end_through_the_cli(realdata: Path, workspace: Path, tm
     page = (tmp_path / "board" / "index.html").read_text()
     assert 'id="bench-ch_segmentation"' in page and 'id="bench-ch_segmentation-aia193_ch_pairs"' in page
     assert (tmp_path / "board" / "ch_segmentation-aia193_ch_pairs_intervals.png").exists()
+
+
+def test_a_model_trained_on_the_simulator_is_scored_on_the_real_images(realdata: Path, tiny_shards: Path, workspace: Path,
+                                                                        tmp_path: Path, capsys, ray_session, one_torch_thread) -> None:
+    cat, shards = tmp_path / "cat", tmp_path / "real64"
+    assert main(["ingest", str(realdata / "ch_reiss"), "--catalog", str(cat), "--quiet"]) == 0
+    assert main(["split", "aia193_ch_pairs", "--catalog", str(cat)]) == 0
+    manifest = _json(capsys)["manifest"]
+    assert main(["shard", manifest, "--card", "aia193_ch_pairs", "--out", str(shards), "--size", "64", "--quiet"]) == 0
+    capsys.readouterr()
+    at64 = ["--set", "resolution_px=64", "--set", "model.params.base_filters=4", "--set", "model.params.depth=2"]
+    assert main(["train", "ch_segmentation", "--shards", str(tiny_shards), "--epochs", "1", "--workers", "1",
+                 "--run-name", "sim-to-real-tiny", *at64]) == 0
+    run_id = _json(capsys)["run_id"]
+
+    assert main(["evaluate", "ch_segmentation", "--run", run_id, "--transfer", str(shards), "--bootstrap", "20"]) == 0
+    scored = _json(capsys)
+    assert scored["metrics"]["n_images"] == 15 and 0 <= scored["metrics"]["iou_pooled_05"] <= 1  # every real image
+    from heliobench.tracking.runs import connect
+
+    logged = connect(None).get_run(run_id).data.metrics
+    assert logged["transfer_aia193_ch_pairs_iou_pooled_05"] == pytest.approx(scored["metrics"]["iou_pooled_05"], abs=1e-4)
+    assert not any(k.startswith("test_") for k in logged)  # a transfer score is not a test-split score...
+    assert main(["leaderboard", "ch_segmentation", "--format", "json", "--wide"]) == 0
+    assert run_id not in capsys.readouterr().out  # ...nor ranked
+    assert main(["evaluate", "ch_segmentation", "--run", run_id, "--transfer", str(tiny_shards)]) == 2
+    assert "score its test split with evaluate" in capsys.readouterr().err

@@ -95,6 +95,23 @@ def _sim(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("sim-report")
+def _sim_report(a: argparse.Namespace) -> int:
+    from heliobench.realism import ReportSettings, format_table, realism_report
+    from heliobench.realism.report import parse_day
+
+    try:
+        settings = ReportSettings(size=a.size, seed=a.seed, days=tuple(parse_day(d) for d in a.days or ()),
+                                  cycle_cadence_days=a.cycle_cadence, magnetogram_steps=a.magnetogram_steps,
+                                  real_limit=a.real_limit)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    rows = realism_report(a.out, realdata=a.realdata, settings=settings, archive=a.archive, progress=not a.quiet)
+    emit(format_table(rows))
+    emit(f"\nreport: {os.path.join(a.out, 'index.html')} (table as JSON: {os.path.join(a.out, 'realism.json')})")
+    return 0
+
+
 @verb("ingest")
 def _ingest(a: argparse.Namespace) -> int:
     from heliobench.catalog.ingest import ingest
@@ -223,9 +240,13 @@ def _train(a: argparse.Namespace) -> int:
 
 @verb("evaluate")
 def _evaluate(a: argparse.Namespace) -> int:
-    from heliobench.engine.evaluate import evaluate
+    from heliobench.engine.evaluate import evaluate, evaluate_transfer
 
     spec = _bench(a)
+    if a.transfer:
+        metrics = evaluate_transfer(spec, a.run, a.transfer, tracking_uri=a.tracking_uri, n_boot=a.bootstrap, model_ref=a.model)
+        emit(json.dumps({"run_id": a.run, "transfer": a.transfer, "metrics": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
+        return 0
     metrics = evaluate(spec, a.run, _shards(a, spec), tracking_uri=a.tracking_uri, n_boot=a.bootstrap, model_ref=a.model)
     emit(json.dumps({"run_id": a.run, "test": {k: round(v, 4) for k, v in metrics.items()}}, indent=1))
     return 0
@@ -324,6 +345,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--halpha-size", type=int, default=None, help="H-alpha image size in pixels (default: --size)")
     s.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same Sun (default 0)")
 
+    s = sub.add_parser("sim-report", parents=[common], help="how close the simulated archive is to real data: a table of distances and an HTML page",
+                       description="Simulate what the comparison needs (each real image's own date and time, SRS reports across the "
+                       "Kislovodsk years and magnetograms for tilts) and compare it with the real files: on-disk intensity "
+                       "histograms, limb profiles and power spectra per channel against AIA, EIT, SWAP and JP2/PNG images; "
+                       "coronal-hole area and contrast against the CHRONNOS masks; sunspot-group areas, latitudes (Spörer), "
+                       "tilts (Joy) and spot counts against the Kislovodsk table; Mount Wilson classes against NOAA SRS; "
+                       "HMI fields against HMI and MDI magnetograms. Published values stand in where real files are absent. "
+                       "Prints the table and writes OUT/index.html, the figures and OUT/realism.json. The simulation runs as "
+                       "Ray tasks writing to a temporary local folder: with a remote --address, simulate with `heliobench sim` "
+                       "to shared storage and pass --archive.")
+    s.add_argument("--out", default="work/sim_report", help="report folder (default work/sim_report)")
+    s.add_argument("--realdata", default=None, help="folder of real files laid out as ../shared/realdata (default "
+                   "$HELIOBENCH_REALDATA, else ../shared/realdata beside the project); absent: published values only")
+    s.add_argument("--size", type=int, default=512, help="simulated AIA/HMI image size in pixels (default 512); real images "
+                   "are compared at the coarser resolution of the two")
+    s.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    s.add_argument("--days", nargs="+", metavar="DAY", help="simulate these UTC days or times (2014-07-15, "
+                   "2014-07-15T12:00) for the image statistics instead of each real file's own date and time")
+    s.add_argument("--cycle-cadence", type=int, default=10, metavar="DAYS", help="an SRS report every DAYS days over the "
+                   "Kislovodsk years 2010-2020 for the sunspot-group statistics (default 10)")
+    s.add_argument("--magnetogram-steps", type=int, default=40, metavar="N", help="full time steps spread over those "
+                   "years whose HMI magnetograms give the tilts for Joy's law (default 40)")
+    s.add_argument("--real-limit", type=int, default=None, metavar="N", help="use at most N real images of each kind "
+                   "(default all)")
+    s.add_argument("--archive", help="measure this simulated archive (written by `heliobench sim`) instead of simulating; "
+                   "--size, --seed, --days, --cycle-cadence and --magnetogram-steps are then unused")
+
     s = sub.add_parser("ingest", parents=[common], help="catalogue archive files (folders, s3:// prefixes, JSOC queries) into parquet",
                        description="Read every file's header in parallel with Ray Data into CATALOG/catalog.parquet (observations), labels.parquet (label files) and quarantine.parquet (unreadable or invalid files with the stage and reason; one bad file never stops the run). Files of types no reader takes (netCDF, HDF5, zarr chunks, READMEs, checksum lists) are counted as skipped and never downloaded. Incremental: unchanged files are not read again.")
     s.add_argument("sources", nargs="+", metavar="SOURCE", help="a local path, s3://bucket/prefix (endpoint from AWS_ENDPOINT_URL), jsoc:SERIES[RECORDSET], hek:AR,CH[START/END][@FRM] (HEK events, a JSON file per day), srs:START/END (NOAA SRS reports), helioviewer:AIA_193[START/END@CADENCE] (Helioviewer JP2) or kso:START/END (Kanzelhöhe H-alpha); START/END in ISO 8601 UTC, a date-only END included; service URLs from HELIOBENCH_{JSOC,HEK,SRS,HELIOVIEWER,KSO}_URL")
@@ -389,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", metavar="MODULE:CALLABLE", help="for a run of a plug-in: load the plug-in from here instead of "
                    "the reference recorded at training (moved files, another machine); its source must hash as at training")
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
+    s.add_argument("--transfer", metavar="SHARDS", help="instead of the test split, score every sample of SHARDS: shards of another "
+                   "dataset with the benchmark's members at its resolution (e.g. real images with masks for a model trained on the "
+                   "simulated archive); logs transfer_CARD_* metrics on the run and adds nothing to the leaderboard")
 
     s = sub.add_parser("predict", parents=[common, eng], help="run a trained model on your files (FITS, JP2, PNG)")
     s.add_argument("--run", required=True, help="MLflow run id whose model to use")

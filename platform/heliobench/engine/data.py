@@ -27,8 +27,9 @@ def read_index(shards: str) -> dict:
         raise HelioBenchError(f"{shards}: no shard index (run `heliobench shard ... --out {shards}`)") from None
 
 
-def check_compatible(index: dict, spec: BenchmarkSpec, shards: str) -> None:
-    """Shards must hold the benchmark's members, at its resolution, from its card and scheme."""
+def check_compatible(index: dict, spec: BenchmarkSpec, shards: str, same_dataset: bool = True) -> None:
+    """Shards must hold the benchmark's members, at its resolution, and (``same_dataset``) come
+    from its card and scheme."""
     members = {m["key"] for m in index["members"]}
     missing = [k for k in spec.inputs + spec.targets if k not in members]
     problems = []
@@ -36,7 +37,7 @@ def check_compatible(index: dict, spec: BenchmarkSpec, shards: str) -> None:
         problems.append(f"no member(s) {', '.join(missing)}")
     if index["size_px"] != spec.resolution_px:
         problems.append(f"resolution {index['size_px']} px, benchmark needs {spec.resolution_px}")
-    if index["card"] != spec.dataset or index["scheme"] != spec.split_scheme:
+    if same_dataset and (index["card"] != spec.dataset or index["scheme"] != spec.split_scheme):
         problems.append(f"card/scheme {index['card']}/{index['scheme']}, benchmark needs {spec.dataset}/{spec.split_scheme}")
     if problems:
         raise HelioBenchError(f"{shards}: shards do not fit benchmark {spec.name}: {'; '.join(problems)}")

@@ -21,13 +21,16 @@ from heliobench.tasks.base import to_numpy
 from heliobench.tracking import runs
 
 
-def split_batches(spec: BenchmarkSpec, shards: str, split: str, batch_size: int, targets: bool = True) -> Iterator[dict[str, np.ndarray]]:
-    """Shard batches of one split in time order (the test split's targets only for scoring here)."""
+def split_batches(spec: BenchmarkSpec, shards: str, split: str | tuple[str, ...], batch_size: int, targets: bool = True,
+                  same_dataset: bool = True) -> Iterator[dict[str, np.ndarray]]:
+    """Shard batches of one split (or several) in time order (the test split's targets only for
+    scoring here). ``same_dataset=False`` accepts another dataset's shards (transfer scores)."""
     index = read_index(shards)
-    check_compatible(index, spec, shards)
-    uris = split_uris(index, split, allow_test=True)
+    check_compatible(index, spec, shards, same_dataset=same_dataset)
+    splits = (split,) if isinstance(split, str) else split
+    uris = [uri for name in splits for uri in split_uris(index, name, allow_test=True)]
     if not uris:
-        raise HelioBenchError(f"{shards}: no {split} shards")
+        raise HelioBenchError(f"{shards}: no {' or '.join(splits)} shards")
     for uri in uris:
         data = read_shards([uri], columns(spec, targets))
         n = len(data["sample_id"])
@@ -80,6 +83,18 @@ def _relocated(trained: BenchmarkSpec, run, model_ref: str) -> BenchmarkSpec:
     return trained.model_copy(update={"model": trained.model.model_copy(update={"factory": plugin.ref})})
 
 
+def _trained_model(client, run_id: str, spec: BenchmarkSpec, model_ref: str | None):
+    """(run, the spec it trained, its model in eval mode)."""
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001
+        raise HelioBenchError(f"no run {run_id} on {client.tracking_uri.split('@')[-1]}") from None
+    trained = run_spec(client, run_id, spec)
+    if model_ref is not None:
+        trained = _relocated(trained, run, model_ref)
+    return run, trained, load_run_model(client, run_id, trained)
+
+
 def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | None = None, n_boot: int = 1000,
              model_ref: str | None = None) -> dict[str, float]:
     """Score a run's model on the test split, log ``test_*`` metrics and add it to the leaderboard.
@@ -90,20 +105,33 @@ def evaluate(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | 
     from heliobench.tracking.leaderboard import LeaderboardTable, entry_from_run
 
     client = runs.connect(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except Exception:  # noqa: BLE001
-        raise HelioBenchError(f"no run {run_id} on {client.tracking_uri.split('@')[-1]}") from None
-    trained = run_spec(client, run_id, spec)
-    if model_ref is not None:
-        trained = _relocated(trained, run, model_ref)
+    run, trained, model = _trained_model(client, run_id, spec, model_ref)
     index = read_index(shards)
     if run.data.tags.get("heliobench.manifest_hash") not in (None, index["manifest_hash"]):
         raise HelioBenchError(f"{shards}: shards of manifest {index['manifest_hash'][:12]}, run {run_id} trained on {run.data.tags['heliobench.manifest_hash'][:12]}")
     task = get_task(trained.task)
-    model = load_run_model(client, run_id, trained)
     metrics = score(trained, shards, lambda b: to_numpy(task.predict(model, task.inputs(trained, b))), n_boot=n_boot)
     runs.log_metrics_once(client, run_id, {f"test_{k}": v for k, v in metrics.items()}, step=0)
     client.set_tag(run_id, "heliobench.leaderboard", "1")
     LeaderboardTable().add_entry(entry_from_run(client, run_id, spec))
+    return metrics
+
+
+def evaluate_transfer(spec: BenchmarkSpec, run_id: str, shards: str, tracking_uri: str | None = None, n_boot: int = 1000,
+                      model_ref: str | None = None) -> dict[str, float]:
+    """Score a run's model on every sample of another dataset's shards (real images, say, for a
+    model trained on the simulated archive) and log them on the run as ``transfer_CARD_*``.
+
+    A transfer score answers whether what a model learned carries over; it is not a
+    leaderboard entry (the samples are not that dataset's frozen test split).
+    """
+    client = runs.connect(tracking_uri)
+    _, trained, model = _trained_model(client, run_id, spec, model_ref)
+    card = read_index(shards)["card"]
+    if card == trained.dataset:
+        raise HelioBenchError(f"{shards}: shards of {card}, the dataset run {run_id} was trained on; score its test split with evaluate")
+    task = get_task(trained.task)
+    batches = split_batches(trained, shards, ("train", "val", "test"), trained.training.batch_size, same_dataset=False)
+    metrics = task.score(trained, batches, lambda b: to_numpy(task.predict(model, task.inputs(trained, b))), n_boot=n_boot)
+    runs.log_metrics_once(client, run_id, {f"transfer_{card}_{k}": v for k, v in metrics.items()}, step=0)
     return metrics

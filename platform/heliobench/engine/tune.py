@@ -43,6 +43,7 @@ class TuneSummary:
     best_metric: float
     metric: str
     seconds: float
+    first_metric: float  # the first trial's (what the search started from)
 
 
 def flat_overrides(overrides: dict) -> dict:
@@ -230,6 +231,7 @@ def tune_benchmark(
     """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     t0 = time.perf_counter()
     if space.benchmark != spec.name:
@@ -284,10 +286,13 @@ def tune_benchmark(
     else:
         sched = (ASHAScheduler(max_t=space.max_epochs, grace_period=space.grace_period, reduction_factor=space.reduction_factor)
                  if scheduler == "asha" else FIFOScheduler())
+        # Configurations drawn from the spec's seed: the same search samples the same trials.
+        sampler = BasicVariantGenerator(random_state=spec.training.seed)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
-            tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched, num_samples=num_samples or space.num_samples),
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched, search_alg=sampler,
+                                        num_samples=num_samples or space.num_samples),
             run_config=tune.RunConfig(name=name, storage_path=storage_path, storage_filesystem=storage_fs, callbacks=callbacks),
         )
     with logfile.captured_prints():
@@ -297,7 +302,10 @@ def tune_benchmark(
         client.set_terminated(parent_id, "FAILED")
         raise HelioBenchError(f"search {name}: no trial reported {metric}")
     best_overrides = best.config["overrides"]
+    first = min((r for r in results if r.metrics and metric in r.metrics), key=lambda r: r.metrics["trial_id"])
     client.log_batch(parent_id, params=[Param("best_config", json.dumps(best_overrides))])
-    runs.log_metrics_once(client, parent_id, {f"best_{metric}": best.metrics[metric], "trials": len(results)}, step=0)
+    runs.log_metrics_once(client, parent_id, {f"best_{metric}": best.metrics[metric], f"first_{metric}": first.metrics[metric],
+                                              "trials": len(results)}, step=0)
     client.set_terminated(parent_id, "FINISHED")
-    return TuneSummary(parent_id, name, len(results), best_overrides, float(best.metrics[metric]), metric, time.perf_counter() - t0)
+    return TuneSummary(parent_id, name, len(results), best_overrides, float(best.metrics[metric]), metric,
+                       time.perf_counter() - t0, float(first.metrics[metric]))

@@ -89,7 +89,7 @@ def understand(image: ImageFile) -> Observation:
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_sunpy() -> Iterator[None]:
     """Silence sunpy's notes about assumed metadata (the record states what was used)."""
     level = sunpy.log.level
     sunpy.log.setLevel("ERROR")
@@ -102,7 +102,7 @@ def _quiet() -> Iterator[None]:
 
 
 def _to_map(observation: Observation, data: np.ndarray) -> sunpy.map.GenericMap:
-    with _quiet():
+    with quiet_sunpy():
         try:
             return sunpy.map.Map(data, observation.header)
         except Exception as exc:  # sunpy/astropy reject unusable WCS keywords with many types
@@ -170,7 +170,7 @@ def _optional_str(value: object) -> str | None:
 
 def _record(observation: Observation, smap: sunpy.map.GenericMap) -> ObservationRecord:
     image, header = observation.image, observation.header
-    with _quiet():
+    with quiet_sunpy():
         try:
             wcs = _pixel_wcs(smap)
             disk = _disk(smap, wcs)

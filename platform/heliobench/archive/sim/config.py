@@ -26,14 +26,17 @@ class AIAChannel:
     t_offset_s: float  # when in the 12 s (EUV) / 24 s (UV) cycle the channel is exposed
     quiet_dn: float  # quiet-Sun disk-centre counts at the nominal exposure
     dn_per_photon: float  # photon (shot) noise scale
-    limb: float  # > 0: EUV limb brightening amplitude; < 0: UV limb darkening coefficient
+    limb: float  # > 0: EUV limb brightening at the limb over disk centre, minus 1; < 0: UV limb darkening coefficient
     scale_height_rsun: float  # off-limb intensity e-folding height
-    off_limb: float  # off-limb intensity at the limb, relative to quiet disk centre
+    off_limb: float  # off-limb intensity just above the limb, relative to the disk's limb
     ch_contrast: float  # coronal-hole intensity relative to the quiet Sun
     ar_gain: float  # active-region core brightness over the quiet Sun
     ar_core_power: float  # > 1 concentrates the emission in the hot region cores
     spot_contrast: float  # intensity of sunspot umbrae relative to their surroundings
     filament_contrast: float  # intensity under a filament relative to its surroundings
+    channel_contrast: float  # intensity in a filament channel relative to its surroundings
+    corona_sigma: float  # standard deviation of the quiet Sun's log-brightness (all scales)
+    bright_point_gain: float  # a coronal bright point's peak over the quiet Sun
 
     @property
     def is_uv(self) -> bool:
@@ -53,14 +56,17 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             t_offset_s=2.0,
             quiet_dn=2.5,
             dn_per_photon=2.1,
-            limb=0.3,
-            scale_height_rsun=0.10,
+            limb=3.0,
+            scale_height_rsun=0.1,
             off_limb=0.9,
             ch_contrast=0.55,
             ar_gain=30.0,
             ar_core_power=2.5,
             spot_contrast=1.0,
-            filament_contrast=0.95,
+            filament_contrast=0.9,
+            channel_contrast=0.9,
+            corona_sigma=0.3,
+            bright_point_gain=0.5,
         ),
         AIAChannel(
             131,
@@ -71,14 +77,17 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             t_offset_s=9.0,
             quiet_dn=12.0,
             dn_per_photon=1.7,
-            limb=0.4,
-            scale_height_rsun=0.06,
-            off_limb=0.8,
+            limb=3.0,
+            scale_height_rsun=0.08,
+            off_limb=0.9,
             ch_contrast=0.6,
             ar_gain=12.0,
             ar_core_power=1.6,
             spot_contrast=1.0,
-            filament_contrast=0.9,
+            filament_contrast=0.8,
+            channel_contrast=0.85,
+            corona_sigma=0.28,
+            bright_point_gain=0.6,
         ),
         AIAChannel(
             171,
@@ -87,16 +96,19 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             "171_THIN",
             exptime_s=2.0,
             t_offset_s=0.0,
-            quiet_dn=380.0,
+            quiet_dn=290.0,
             dn_per_photon=1.2,
-            limb=0.6,
-            scale_height_rsun=0.07,
-            off_limb=1.1,
+            limb=4.0,
+            scale_height_rsun=0.1,
+            off_limb=1.0,
             ch_contrast=0.65,
             ar_gain=4.0,
             ar_core_power=1.0,
             spot_contrast=0.8,
-            filament_contrast=0.85,
+            filament_contrast=0.6,
+            channel_contrast=0.8,
+            corona_sigma=0.25,
+            bright_point_gain=0.9,
         ),
         AIAChannel(
             193,
@@ -105,16 +117,19 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             "193_THIN",
             exptime_s=2.0,
             t_offset_s=7.0,
-            quiet_dn=500.0,
+            quiet_dn=320.0,
             dn_per_photon=1.0,
-            limb=0.8,
-            scale_height_rsun=0.09,
-            off_limb=1.2,
-            ch_contrast=0.2,
+            limb=4.5,
+            scale_height_rsun=0.12,
+            off_limb=1.0,
+            ch_contrast=0.1,
             ar_gain=6.0,
             ar_core_power=1.3,
             spot_contrast=0.9,
-            filament_contrast=0.85,
+            filament_contrast=0.5,
+            channel_contrast=0.68,
+            corona_sigma=0.32,
+            bright_point_gain=1.0,
         ),
         AIAChannel(
             211,
@@ -125,14 +140,17 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             t_offset_s=0.0,
             quiet_dn=160.0,
             dn_per_photon=0.95,
-            limb=0.8,
-            scale_height_rsun=0.10,
-            off_limb=1.2,
+            limb=4.5,
+            scale_height_rsun=0.12,
+            off_limb=1.0,
             ch_contrast=0.2,
             ar_gain=10.0,
             ar_core_power=1.5,
             spot_contrast=0.9,
-            filament_contrast=0.88,
+            filament_contrast=0.5,
+            channel_contrast=0.65,
+            corona_sigma=0.32,
+            bright_point_gain=1.0,
         ),
         AIAChannel(
             304,
@@ -143,14 +161,17 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             t_offset_s=7.0,
             quiet_dn=90.0,
             dn_per_photon=0.65,
-            limb=0.4,
-            scale_height_rsun=0.03,
+            limb=2.0,
+            scale_height_rsun=0.04,
             off_limb=1.0,
             ch_contrast=0.7,
             ar_gain=5.0,
             ar_core_power=1.0,
             spot_contrast=0.8,
-            filament_contrast=0.75,
+            filament_contrast=0.45,
+            channel_contrast=0.85,
+            corona_sigma=0.22,
+            bright_point_gain=0.6,
         ),
         AIAChannel(
             335,
@@ -161,14 +182,17 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             t_offset_s=2.0,
             quiet_dn=9.0,
             dn_per_photon=0.6,
-            limb=0.6,
-            scale_height_rsun=0.11,
+            limb=3.0,
+            scale_height_rsun=0.13,
             off_limb=0.9,
             ch_contrast=0.3,
             ar_gain=18.0,
             ar_core_power=2.0,
             spot_contrast=1.0,
-            filament_contrast=0.95,
+            filament_contrast=0.7,
+            channel_contrast=0.7,
+            corona_sigma=0.32,
+            bright_point_gain=0.8,
         ),
         AIAChannel(
             1600,
@@ -187,6 +211,9 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_core_power=1.0,
             spot_contrast=0.35,
             filament_contrast=1.0,
+            channel_contrast=1.0,
+            corona_sigma=0.06,
+            bright_point_gain=0.15,
         ),
         AIAChannel(
             1700,
@@ -205,6 +232,9 @@ AIA_CHANNELS: dict[int, AIAChannel] = {
             ar_core_power=1.0,
             spot_contrast=0.3,
             filament_contrast=1.0,
+            channel_contrast=1.0,
+            corona_sigma=0.04,
+            bright_point_gain=0.1,
         ),
     )
 }

@@ -1,7 +1,9 @@
 """The solar cycle: active-region emergence rate, butterfly latitudes, Hale polarities, NOAA numbers.
 
 Cycles follow Hathaway et al. (1994)'s shape ``x**3 / (exp(x**2) - 0.71)``, timed on the real
-cycles 22-25 (cycle 24 peaking around 2014; cycle 26 extrapolated). Times are MJD (UTC days).
+cycles 22-25 (cycle 26 extrapolated); cycle 24's timing, amplitude and butterfly wing are fit
+to the Kislovodsk sunspot groups of 2010-2020 (groups on the disk per day, yearly mean
+latitude), the first groups of cycle 25 appearing in 2019. Times are MJD (UTC days).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class Cycle:
     start_year: float
     peak_year: float
     peak_rate_per_day: float
+    #: Spörer's law: the mean latitude of emergence falls from ``start_latitude_deg`` with this
+    #: e-folding time (Hathaway 2011: 28° and 90 months on average over cycles 12-23).
+    start_latitude_deg: float = 28.0
+    latitude_efold_years: float = 7.5
 
     def shape(self, mjd: np.ndarray) -> np.ndarray:
         """Relative activity in [0, 1] (1 at the cycle peak)."""
@@ -40,9 +46,9 @@ class Cycle:
         return x**3 / (np.exp(np.minimum(x, 6.0) ** 2) - _HATHAWAY_C) / _SHAPE_PEAK
 
     def mean_latitude_deg(self, mjd: float) -> float:
-        """Mean unsigned latitude of emergence (Sporer's law, Hathaway 2011)."""
+        """Mean unsigned latitude of emergence (Spörer's law, Hathaway 2011)."""
         years = (mjd - _MJD_2000) / _DAYS_PER_YEAR + 2000.0
-        return 28.0 * float(np.exp(-max(years - self.start_year, 0.0) / 7.5))
+        return self.start_latitude_deg * float(np.exp(-max(years - self.start_year, 0.0) / self.latitude_efold_years))
 
     @property
     def north_leading_polarity(self) -> int:
@@ -53,8 +59,8 @@ class Cycle:
 CYCLES = (
     Cycle(22, 1986.7, 1989.9, 1.6),
     Cycle(23, 1996.6, 2001.4, 1.45),
-    Cycle(24, 2008.9, 2013.9, 1.1),
-    Cycle(25, 2019.9, 2024.6, 1.4),
+    Cycle(24, 2008.6, 2013.4, 1.2, start_latitude_deg=25.0, latitude_efold_years=9.0),
+    Cycle(25, 2019.3, 2024.6, 1.4),
     Cycle(26, 2030.9, 2035.7, 1.25),
 )
 #: A few regions emerge even at the deepest minimum.

@@ -134,15 +134,18 @@ class DiskView:
     order) ``xyz`` is the unit vector of the point hit in HGS Cartesian axes (x to the observer's
     meridian on the equator, y west, z north) and ``mu`` the cosine of the viewing angle there.
     For every pixel ``rho_rsun`` is the line of sight's distance from the Sun centre (solar radii)
-    and ``limb_xyz`` the HGS unit vector of the limb point under it (for off-limb structures).
+    and ``position_angle`` its direction in the plane of the sky (radians from solar west
+    towards north): off-limb structures stand above the limb point of that direction
+    (:func:`limb_points`).
     """
 
     on_disk: np.ndarray
     xyz: np.ndarray
     mu: np.ndarray
     rho_rsun: np.ndarray
-    limb_xyz: np.ndarray
-    sin_plane_lat: np.ndarray  # sine of the position's latitude in the plane of the sky
+    position_angle: np.ndarray
+    b0_deg: float
+    pixel_deg: float  # heliographic degrees a pixel spans at disk centre
 
 
 def _to_hgs(x_hc: np.ndarray, y_hc: np.ndarray, z_hc: np.ndarray, b0_rad: float) -> np.ndarray:
@@ -175,17 +178,22 @@ def disk_view(pointing: Pointing, observer: Observer) -> DiskView:
     z_hc = (d - path * to_sun[on_disk]) / r
     mu = z_hc * to_sun[on_disk] - x_hc * west[on_disk] - y_hc * north[on_disk]
 
-    plane = np.sqrt(west**2 + north**2)
-    plane = np.where(plane > 0, plane, 1.0)
-    limb_xyz = _to_hgs((west / plane).ravel(), (north / plane).ravel(), np.zeros(n * n), b0)
     return DiskView(
         on_disk=on_disk,
         xyz=_to_hgs(x_hc, y_hc, z_hc, b0),
         mu=np.clip(mu, 0.0, 1.0),
         rho_rsun=rho,
-        limb_xyz=limb_xyz,
-        sin_plane_lat=north / plane,
+        position_angle=np.arctan2(north, west).astype(np.float32),
+        b0_deg=observer.b0_deg,
+        pixel_deg=math.degrees(scale * (d - r) / r),
     )
+
+
+def limb_points(position_angle: np.ndarray, b0_deg: float) -> np.ndarray:
+    """HGS unit vectors of the limb points in the plane-of-sky directions ``position_angle``
+    (radians from solar west towards north)."""
+    pa = np.asarray(position_angle, dtype=float)
+    return _to_hgs(np.cos(pa), np.sin(pa), np.zeros_like(pa), math.radians(b0_deg))
 
 
 def unit_vectors(lon_deg: np.ndarray | float, lat_deg: np.ndarray | float) -> np.ndarray:

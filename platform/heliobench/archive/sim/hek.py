@@ -131,12 +131,12 @@ def hek_events(state: SunState, observer: Observer, start: datetime, cadence_s: 
         p
         for p in state.coronal_holes
         if p.envelope >= LABEL_MIN_ENVELOPE
-        and visible(hole_outline(p), observer).sum() >= _MIN_VISIBLE_OUTLINE_POINTS
+        and visible(hole_outline(p, state.mjd), observer).sum() >= _MIN_VISIBLE_OUTLINE_POINTS
     ]
     features = regions + holes
     if not features:
         return []
-    outlines = [region_outline(p) for p in regions] + [hole_outline(p) for p in holes]
+    outlines = [region_outline(p) for p in regions] + [hole_outline(p, state.mjd) for p in holes]
     centres = unit_vectors(np.array([p.lon_deg for p in features]), np.array([p.lat_deg for p in features]))
     xyz = np.vstack([centres, *outlines])
     hpc = _helioprojective(xyz, observer)

@@ -18,6 +18,7 @@ _STREAMS = {
     "halpha": 7,
     "texture": 8,
     "quality": 9,
+    "corona": 10,
 }
 
 

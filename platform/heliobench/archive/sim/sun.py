@@ -28,26 +28,48 @@ AR_MAX_LIFETIME_DAYS = 27.0  # under one synodic rotation: at most two disk pass
 CH_MAX_LIFETIME_DAYS = 100.0
 FILAMENT_MAX_LIFETIME_DAYS = 30.0
 
-#: Mount Wilson classes: share of regions and median sunspot area at maximum (MSH).
+#: Mount Wilson classes at emergence: share of regions and median sunspot area at maximum
+#: (MSH). Complex regions are larger and so live longer (Gnevyshev-Waldmeier rule below): the
+#: shares of region-days a report sees are tuned against the real SRS reports and the long-term
+#: frequencies (about 20 % Alpha, 65 % Beta, 10 % Beta-Gamma, 4 % Beta-Gamma-Delta; Jaeggli &
+#: Norton 2016, ApJL 820, L11).
 MT_WILSON = {
-    "Alpha": (0.30, 40.0),
-    "Beta": (0.58, 100.0),
-    "Beta-Gamma": (0.06, 300.0),
-    "Beta-Gamma-Delta": (0.025, 550.0),
-    "Beta-Delta": (0.01, 400.0),
+    "Alpha": (0.18, 60.0),
+    "Beta": (0.68, 140.0),
+    "Beta-Gamma": (0.075, 400.0),
+    "Beta-Gamma-Delta": (0.02, 700.0),
+    "Beta-Delta": (0.005, 500.0),
     "Gamma": (0.003, 200.0),
     "Delta": (0.003, 250.0),
     "Gamma-Delta": (0.003, 450.0),
 }
 _CLASSES = tuple(MT_WILSON)
 _CLASS_SHARES = np.array([MT_WILSON[c][0] for c in _CLASSES]) / sum(v[0] for v in MT_WILSON.values())
+#: Spread (natural log) of a region's maximum area about its class median.
+AREA_LOG_SPREAD = 0.8
 
 #: Sunspots smaller than this (MSH) are gone: the region is plage only.
 MIN_SPOT_AREA_MSH = 3.0
+#: Gnevyshev-Waldmeier rule: a group's spots last about its maximum area over this decay rate
+#: (Petrovay & van Driel-Gesztelyi 1997, Sol. Phys. 176, 249: A_max = 10.89 MSH/day x lifetime),
+#: which varies from group to group (log-normal decay rates: Martinez Pillet et al. 1993).
+GW_DECAY_MSH_PER_DAY = 10.0
+GW_LOG_SPREAD = 0.35
+#: Plage (and the region's mask, loops and HEK record) outlives its spots: lifetime =
+#: factor x spot lifetime + days.
+PLAGE_LIFETIME = (1.5, 1.5)
+#: Joy's law: tilt = slope x latitude (Kislovodsk 2010-2020: 0.37), with a scatter that narrows
+#: with the region's size: TILT_SCATTER_DEG at TILT_SCATTER_AREA_MSH, times (area / that)^exponent.
+JOY_SLOPE = 0.37
+TILT_SCATTER_DEG = 20.0
+TILT_SCATTER_AREA_MSH = 150.0
+TILT_SCATTER_EXPONENT = -0.2
 #: 1 MSH (millionth of a solar hemisphere) in square degrees of heliographic arc.
 _MSH_DEG2 = 2.0 * math.pi * math.degrees(1.0) ** 2 * 1e-6
 #: Share of regions violating Hale's polarity law.
 _ANTI_HALE_SHARE = 0.04
+#: Spread (natural log) of the regions' fragmentation: how many spots a group of a given area breaks into.
+FRAGMENTATION_LOG_SPREAD = 0.7
 
 
 def spot_radius_deg(area_msh: float) -> float:
@@ -93,8 +115,9 @@ class ActiveRegion:
 
     noaa: int
     emerged_mjd: float
-    lifetime_days: float
+    lifetime_days: float  # of the region (plage); its spots last ``spot_lifetime_days``
     rise_days: float
+    spot_lifetime_days: float
     lat_deg: float
     lon_deg: float  # HGS longitude at emergence
     tilt_deg: float  # axis angle from west towards north (Joy's law)
@@ -104,6 +127,7 @@ class ActiveRegion:
     half_separation_deg: float
     spots: tuple[Spot, ...]
     strand_phases: tuple[float, float, float]  # where the coronal loop strands lie (radians)
+    fragmentation: float  # how many spots the group breaks into, relative to a typical one of its area
 
     @property
     def plage_sigma_deg(self) -> float:
@@ -130,15 +154,33 @@ class ActiveRegion:
         """The NOAA number at ``mjd``: a new one for each disk passage (see ``cycle.NOAA_SLOTS``)."""
         return self.noaa + disk_passage(self.lon_deg, self.lat_deg, self.emerged_mjd, mjd)
 
+    @property
+    def spot_envelope(self) -> float:
+        """Development above which the region has sunspots: they form during emergence and are
+        gone ``spot_lifetime_days`` after it starts, while the plage lives on."""
+        decay = self.lifetime_days - self.rise_days
+        return float(np.clip(1.0 - (self.spot_lifetime_days - self.rise_days) / decay, 0.0, 0.95))
+
     def spot_area_msh(self, envelope: float) -> float:
-        """Sunspot area at a development stage: spots decay faster than plage, then vanish."""
-        area = self.max_area_msh * envelope**1.5
+        """Sunspot area at a development stage: zero below :attr:`spot_envelope`, the maximum
+        area at full development, and spots smaller than ``MIN_SPOT_AREA_MSH`` gone."""
+        floor = self.spot_envelope
+        if envelope <= floor:
+            return 0.0
+        area = self.max_area_msh * ((envelope - floor) / (1.0 - floor)) ** 1.5
         return area if area >= MIN_SPOT_AREA_MSH else 0.0
 
 
 @dataclass(frozen=True)
 class CoronalHole:
-    """A coronal hole: a star-shaped patch over weak unipolar field."""
+    """A coronal hole: a patch of open, weak unipolar field, dark in EUV and X-rays.
+
+    Its outline is a level set: the smooth shape of ``radius_deg`` and ``harmonics`` plus a
+    ragged, multi-scale perturbation read from the patch texture at ``patch_offset_deg``
+    (:mod:`heliobench.archive.sim.texture`), so boundaries are irregular and small islands
+    of the hole lie around it. ``depth`` scales how dark it is (1 = the channel's full
+    coronal-hole contrast).
+    """
 
     track: int
     emerged_mjd: float
@@ -149,6 +191,8 @@ class CoronalHole:
     harmonics: tuple[tuple[int, float, float], ...]  # (order, relative amplitude, phase rad)
     polarity: int
     polar: bool = False
+    depth: float = 1.0
+    patch_offset_deg: tuple[float, float] = (0.0, 0.0)
 
     def track_at(self, mjd: float) -> int:
         """The SPoCA track number at ``mjd``: one per disk passage, one per Carrington
@@ -169,7 +213,9 @@ class CoronalHole:
 
 @dataclass(frozen=True)
 class Filament:
-    """A filament (dark in H-alpha): a thin, slightly curved band along a neutral line."""
+    """A filament (dark in H-alpha and EUV): a thin, slightly curved band along a neutral line,
+    lying in a filament channel (a broader, fainter dark lane in EUV: the classic coronal-hole
+    confuser)."""
 
     emerged_mjd: float
     lifetime_days: float
@@ -179,6 +225,7 @@ class Filament:
     width_deg: float
     angle_deg: float  # orientation from west towards north
     curvature_per_deg: float
+    channel_width_deg: float = 0.0
 
     def envelope(self, mjd: float) -> float:
         """Visibility in [0, 1]: forms and fades over a day."""
@@ -253,11 +300,11 @@ def active_regions_emerging(seed: int, day: int) -> tuple[ActiveRegion, ...]:
         lat = hemisphere * float(np.clip(abs(rand.normal(mean_lat, 0.25 * mean_lat + 2.0)), 2.0, 45.0))
         lon = float(rand.uniform(-180.0, 180.0))
         mt_wilson = _CLASSES[int(rand.choice(len(_CLASSES), p=_CLASS_SHARES))]
-        area = float(np.clip(MT_WILSON[mt_wilson][1] * math.exp(0.8 * rand.normal()), 5.0, 2500.0))
-        lifetime = float(
-            np.clip((4.0 + area / 10.0) * math.exp(0.35 * rand.normal()), 2.0, AR_MAX_LIFETIME_DAYS)
-        )
-        tilt = -hemisphere * (0.5 * abs(lat) + 10.0 * float(rand.normal()))
+        area = float(np.clip(MT_WILSON[mt_wilson][1] * math.exp(AREA_LOG_SPREAD * rand.normal()), 5.0, 3000.0))
+        spot_lifetime = max(area / GW_DECAY_MSH_PER_DAY * math.exp(GW_LOG_SPREAD * rand.normal()), 0.5)
+        lifetime = min(PLAGE_LIFETIME[0] * spot_lifetime + PLAGE_LIFETIME[1], AR_MAX_LIFETIME_DAYS)
+        scatter = TILT_SCATTER_DEG * (area / TILT_SCATTER_AREA_MSH) ** TILT_SCATTER_EXPONENT
+        tilt = -hemisphere * float(np.clip(JOY_SLOPE * abs(lat) + scatter * rand.normal(), -89.0, 89.0))
         leading = cyc.north_leading_polarity * hemisphere
         if rand.random() < _ANTI_HALE_SHARE:
             leading = -leading
@@ -267,7 +314,8 @@ def active_regions_emerging(seed: int, day: int) -> tuple[ActiveRegion, ...]:
                 noaa=noaa,
                 emerged_mjd=emerged,
                 lifetime_days=lifetime,
-                rise_days=float(np.clip(0.15 * lifetime, 0.5, 4.0)),
+                rise_days=float(np.clip(0.2 * spot_lifetime, 0.3, 4.0)),
+                spot_lifetime_days=min(spot_lifetime, lifetime),
                 lat_deg=lat,
                 lon_deg=lon,
                 tilt_deg=tilt,
@@ -277,9 +325,22 @@ def active_regions_emerging(seed: int, day: int) -> tuple[ActiveRegion, ...]:
                 half_separation_deg=half_sep,
                 spots=_spot_layout(mt_wilson, half_sep, area, rand),
                 strand_phases=tuple(float(p) for p in rand.uniform(0.0, math.pi, 3)),
+                fragmentation=math.exp(FRAGMENTATION_LOG_SPREAD * rand.normal()),
             )
         )
     return tuple(regions)
+
+
+#: Coronal holes are largest and most common in the declining phase of the cycle: their
+#: formation rate follows the activity this many days earlier (Harvey & Recely 2002).
+CH_ACTIVITY_LAG_DAYS = 730.0
+#: Share of low-latitude holes with the polarity of their hemisphere's polar field.
+CH_POLAR_LIKE_SHARE = 0.8
+
+
+def coronal_hole_rate_per_day(mjd: float) -> float:
+    """Low-latitude coronal holes forming per day over the whole Sun."""
+    return 0.04 + 0.13 * cycle.activity(max(mjd - CH_ACTIVITY_LAG_DAYS, cycle.MJD_MIN))
 
 
 @lru_cache(maxsize=256)
@@ -287,25 +348,28 @@ def coronal_holes_forming(seed: int, day: int) -> tuple[CoronalHole, ...]:
     """Low-latitude coronal holes that form on ``day`` (MJD integer)."""
     rand = rng(seed, "coronal_holes", day)
     holes = []
-    for k in range(int(rand.poisson(0.05 + 0.04 * cycle.activity(day + 0.5)))):
+    for k in range(int(rand.poisson(coronal_hole_rate_per_day(day + 0.5)))):
         hemisphere = 1 if rand.random() < 0.5 else -1
         holes.append(
             CoronalHole(
                 track=day * 10 + k,
                 emerged_mjd=day + float(rand.random()),
                 lifetime_days=float(rand.uniform(15.0, CH_MAX_LIFETIME_DAYS)),
-                lat_deg=hemisphere * float(rand.uniform(3.0, 38.0)),
+                lat_deg=hemisphere * float(rand.uniform(0.0, 45.0)),
                 lon_deg=float(rand.uniform(-180.0, 180.0)),
-                radius_deg=float(rand.uniform(4.0, 12.0)),
+                radius_deg=float(np.clip(rand.lognormal(math.log(12.0), 0.35), 4.0, 28.0)),
                 harmonics=tuple(
                     (
                         order,
-                        float(np.clip(rand.normal(0.0, 0.12), -0.25, 0.25)),
+                        float(np.clip(rand.normal(0.0, 0.15), -0.3, 0.3)),
                         float(rand.uniform(0, 2 * math.pi)),
                     )
                     for order in (2, 3, 4)
                 ),
-                polarity=1 if rand.random() < 0.5 else -1,
+                # most low-latitude holes extend their hemisphere's polar field (Harvey & Recely 2002)
+                polarity=hemisphere * cycle.north_pole_polarity(day) * (1 if rand.random() < CH_POLAR_LIKE_SHARE else -1),
+                depth=float(rand.uniform(0.7, 1.0)),
+                patch_offset_deg=(float(rand.uniform(0, 64.0)), float(rand.uniform(0, 64.0))),
             )
         )
     return tuple(holes)
@@ -321,6 +385,10 @@ def _polar_hole_shapes(seed: int) -> tuple[tuple[tuple[int, float, float], ...],
         )
         for _ in range(2)
     )
+
+
+#: The polar holes' ragged edges change at this pace (degrees of patch texture per day).
+POLAR_PATCH_DRIFT_DEG_PER_DAY = 0.25
 
 
 def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
@@ -340,6 +408,7 @@ def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
             harmonics=shape,
             polarity=north * sign,
             polar=True,
+            patch_offset_deg=(32.0 * i, 16.0 + 32.0 * i + POLAR_PATCH_DRIFT_DEG_PER_DAY * (mjd - 51544.5)),
         )
         for i, (sign, shape) in enumerate(zip((1, -1), _polar_hole_shapes(seed), strict=True))
     )
@@ -347,21 +416,26 @@ def polar_holes(seed: int, mjd: float) -> tuple[CoronalHole, ...]:
 
 @lru_cache(maxsize=256)
 def filaments_forming(seed: int, day: int) -> tuple[Filament, ...]:
-    """Filaments that form on ``day`` (MJD integer)."""
+    """Filaments that form on ``day`` (MJD integer): quiet-Sun filaments at all latitudes
+    up to the polar crown, more and at lower latitudes with activity."""
     rand = rng(seed, "filaments", day)
-    return tuple(
-        Filament(
-            emerged_mjd=day + float(rand.random()),
-            lifetime_days=float(rand.uniform(3.0, FILAMENT_MAX_LIFETIME_DAYS)),
-            lat_deg=(1 if rand.random() < 0.5 else -1) * float(rand.uniform(8.0, 60.0)),
-            lon_deg=float(rand.uniform(-180.0, 180.0)),
-            length_deg=float(rand.uniform(5.0, 25.0)),
-            width_deg=float(rand.uniform(0.2, 0.5)),
-            angle_deg=float(rand.uniform(-60.0, 60.0)),
-            curvature_per_deg=float(rand.normal(0.0, 0.02)),
+    filaments = []
+    for _ in range(int(rand.poisson(0.35 + 1.0 * cycle.activity(day + 0.5)))):
+        width = float(rand.uniform(0.2, 0.5))
+        filaments.append(
+            Filament(
+                emerged_mjd=day + float(rand.random()),
+                lifetime_days=float(rand.uniform(3.0, FILAMENT_MAX_LIFETIME_DAYS)),
+                lat_deg=(1 if rand.random() < 0.5 else -1) * float(rand.uniform(5.0, 65.0)),
+                lon_deg=float(rand.uniform(-180.0, 180.0)),
+                length_deg=float(np.clip(rand.lognormal(math.log(12.0), 0.5), 4.0, 45.0)),
+                width_deg=width,
+                angle_deg=float(rand.uniform(-60.0, 60.0)),
+                curvature_per_deg=float(rand.normal(0.0, 0.02)),
+                channel_width_deg=width * float(rand.uniform(3.0, 8.0)),
+            )
         )
-        for _ in range(int(rand.poisson(0.15 + 0.45 * cycle.activity(day + 0.5))))
-    )
+    return tuple(filaments)
 
 
 def _place(features: list, mjd: float) -> tuple[Placed, ...]:
