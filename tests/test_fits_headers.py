@@ -121,7 +121,7 @@ def test_cards_astropy_reads_differently_or_not_at_all(card: str) -> None:
 
 @pytest.mark.parametrize("change", [
     "duplicate keyword", "continue", "hierarch", "trailing bytes", "truncated",
-    "undefined structure keyword", "extension after primary image",
+    "undefined structure keyword", "extension after primary image", "text axis length",
 ])
 def test_other_layouts_are_left_to_astropy(change: str) -> None:
     raw = _compressed(_image(), CARDS)
@@ -138,6 +138,8 @@ def test_other_layouts_are_left_to_astropy(change: str) -> None:
         raw = raw[:-100]
     elif change == "undefined structure keyword":
         raw = _patched(raw, "ZBLANK", "ZBLANK  =") if b"ZBLANK" in raw else _patched(raw, "QUALITY", "ZDITHER0=")
+    elif change == "text axis length":  # found by make fuzz: the fast path took it for the image's width
+        raw = _patched(raw, "ZNAXIS1", "ZNAXIS1 = '2150-01-01T00:00:00'")
     else:
         buffer = io.BytesIO()
         fits.HDUList([fits.PrimaryHDU(_image()), fits.ImageHDU(_image())]).writeto(buffer)

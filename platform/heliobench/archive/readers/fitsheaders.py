@@ -244,15 +244,20 @@ def _is_compression_keyword(keyword: str) -> bool:
     return keyword in _COMPRESSION or bool(match and match.group("label").upper() in _COMPRESSION_INDEXED)
 
 
+def _count(value: Any) -> bool:
+    """Whether a structure keyword's value is a usable count (a non-negative integer)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _image_header(table: dict[str, Any]) -> dict[str, Any] | None:
     """A compressed image's header from its table's, as astropy converts it
     (``_bintable_header_to_image_header``), for a table without repeated keywords;
     None when a keyword the conversion needs is missing."""
     znaxis, zbitpix = table.get("ZNAXIS"), table.get("ZBITPIX")
-    if not isinstance(znaxis, int) or isinstance(znaxis, bool) or not isinstance(zbitpix, int):
+    if not _count(znaxis) or znaxis > 999 or not isinstance(zbitpix, int):
         return None
-    if any(f"ZNAXIS{i}" not in table for i in range(1, znaxis + 1)):
-        return None
+    if not all(_count(table.get(f"ZNAXIS{i}")) for i in range(1, znaxis + 1)):
+        return None  # a missing or damaged axis length: astropy reads the file and says what is wrong
     naxis_t, tfields = table.get("NAXIS", 0), table.get("TFIELDS", 0)
     if not isinstance(tfields, int) or isinstance(tfields, bool):
         return None
