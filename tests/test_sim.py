@@ -235,7 +235,9 @@ def test_coronal_holes_are_dark_in_193_over_weak_unipolar_field(archive: Path) -
     hole = _on_hmi(aia, hmi, largest)
     quiet = _on_hmi(aia, hmi, (aia.data > 0.3 * AIA_CHANNELS[193].quiet_dn) & ~ch & ~ar)
     assert abs(hole.mean()) / np.abs(hole).mean() > 0.25  # unipolar
-    assert abs(quiet.mean()) / np.abs(quiet).mean() < 0.1  # mixed
+    # mixed: the network's flux nearly balances (the unipolar field around low-latitude holes,
+    # which mostly extend their hemisphere's polar field, leaves an imbalance of about 10 %)
+    assert abs(quiet.mean()) / np.abs(quiet).mean() < 0.2
     assert np.abs(hole).mean() < 30  # weak
     with fits.open(_one(archive, "labels/masks/ch/2014/03/01/*T000000Z.fits")) as hdul:
         header = hdul[1].header
@@ -336,8 +338,12 @@ def test_active_regions_follow_hale_joy_and_mt_wilson_configurations() -> None:
     cycle24_north = -1
     hale = [r.leading_polarity == cycle24_north * np.sign(r.lat_deg) for r in regions]
     assert np.mean(hale) > 0.85
-    joy = [np.sign(r.tilt_deg) == -np.sign(r.lat_deg) for r in regions]
-    assert np.mean(joy) > 0.6
+    # Joy's law, with the real scatter (Kislovodsk 2010-2020: slope 0.37): fit over two years of regions
+    many = [r for day in range(56300, 57030) for r in sim_sun.active_regions_emerging(0, day)]
+    lat = np.array([abs(r.lat_deg) for r in many])
+    tilt = np.array([-np.sign(r.lat_deg) * r.tilt_deg for r in many])
+    assert float(lat @ tilt / (lat @ lat)) == pytest.approx(sim_sun.JOY_SLOPE, abs=0.08)
+    assert 12.0 < tilt.std() < 30.0
     for r in regions:
         polarities = {s.polarity for s in r.spots}
         assert (polarities == {1}) == (r.mt_wilson in ("Alpha",)), r.mt_wilson
