@@ -109,6 +109,19 @@ def test_inspect_names_the_file_and_the_problem_in_one_line(bad, tmp_path, capsy
     assert capsys.readouterr().err.strip() == f"heliobench inspect: error: {tmp_path / 'absent.fits'}: no such file"
 
 
+def test_a_browse_image_named_for_an_impossible_time_is_refused_in_one_line(realdata, tmp_path, capsys):
+    """Found by make fuzz: year 1 in a PNG's name reached the ephemeris (ERFA warnings) before the date check."""
+    png = sorted((realdata / "ch_reiss" / "images").glob("*.png"))[0]
+    for stamp, why in (("0001_01_01T00_00_00", "before 1840"), ("2150_01_01T00_00_00", "in the future")):
+        path = tmp_path / "images" / f"sdo_aia193_{stamp}.png"
+        path.parent.mkdir(exist_ok=True)
+        shutil.copy(png, path)
+        assert main(["inspect", str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.strip() == (f"heliobench inspect: error: {path}: the time '{stamp}' in the file name is an "
+                                             f"impossible observation time ({why})"), err
+
+
 def test_an_unexpected_exception_is_quarantined_with_its_type(day, monkeypatch):
     def broken(raw: bytes, uri: str):
         raise ZeroDivisionError("a bug in a reader")

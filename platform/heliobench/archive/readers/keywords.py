@@ -69,10 +69,16 @@ def observation_time(header: Header, uri: str) -> datetime:
             when = Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
     except Exception:  # noqa: BLE001 - astropy rejects malformed and out-of-range times with several types
         raise ReaderError(uri, f"{key}={value!r} is not a valid date and time") from None
+    return possible_time(when, f"{key}={value!r}", uri)
+
+
+def possible_time(when: datetime, what: str, uri: str) -> datetime:
+    """``when`` (UTC) if an observation can have been taken then (between
+    :data:`EARLIEST_OBSERVATION` and now), else a ReaderError saying so of ``what``."""
     if when < EARLIEST_OBSERVATION:
-        raise ReaderError(uri, f"{key}={value!r} is an impossible observation time (before {EARLIEST_OBSERVATION.year})")
+        raise ReaderError(uri, f"{what} is an impossible observation time (before {EARLIEST_OBSERVATION.year})")
     if when > datetime.now(timezone.utc) + timedelta(days=1):
-        raise ReaderError(uri, f"{key}={value!r} is an impossible observation time (in the future)")
+        raise ReaderError(uri, f"{what} is an impossible observation time (in the future)")
     return when
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from heliobench.archive.readers.containers import ImageFile
+from heliobench.archive.readers.keywords import possible_time
 from heliobench.archive.readers.validation import check_shape
 from heliobench.errors import ReaderError
 
@@ -54,9 +55,10 @@ def name_time(uri: str) -> datetime:
     if when is None:
         raise ReaderError(uri, "a PNG/JPEG file has no header, so its name must give the time (e.g. ..._2014_07_15T21_59_55.png)")
     try:
-        return datetime(*(int(when[k]) for k in "ymdHMS"), tzinfo=timezone.utc)
+        stamp = datetime(*(int(when[k]) for k in "ymdHMS"), tzinfo=timezone.utc)
     except ValueError:
         raise ReaderError(uri, f"the time {when.group(0)!r} in the file name is not a valid date and time") from None
+    return possible_time(stamp, f"the time {when.group(0)!r} in the file name", uri)
 
 
 def name_parts(uri: str) -> tuple[str, str, datetime]:
