@@ -215,3 +215,16 @@ def test_shard_skips_samples_with_bad_members_and_leaves_the_manifest(day, bad, 
                          progress=False, max_skipped=None)
     assert again.shards_written == 0 and again.skipped == {"train": 2}
     assert read_parquet(str(out / SKIPPED_TABLE)).equals(skipped)
+
+
+def test_a_header_declaring_billions_of_axes_is_refused_at_once(day, tmp_path, capsys):
+    """Found by make fuzz: astropy reads NAXIS1 ... NAXISn one by one, for hours at NAXIS = 2147483648."""
+    raw = sorted(day.rglob("*.171.image_lev1.fits"))[0].read_bytes()
+    at = raw.index(b"NAXIS   =")
+    path = tmp_path / "naxis_huge.fits"
+    path.write_bytes(raw[:at] + b"NAXIS   =           2147483648".ljust(80) + raw[at + 80:])
+    assert main(["inspect", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (f"heliobench inspect: error: {path}: NAXIS = 2147483648: a FITS image has "
+                                               "0 to 999 axes, the header is damaged")
+    row = read_one(str(path), path.stat().st_size, "stamp").to_pylist()[0]
+    assert (row["status"], row["stage"]) == ("quarantine", "header") and row["reason"].startswith("NAXIS = 2147483648")

@@ -41,6 +41,7 @@ from heliobench.archive.readers import read_hek, read_srs
 from heliobench.archive.readers.fitsheaders import read_layout
 from heliobench.archive.readers.formats import detect_format
 from heliobench.archive.readers.scss import ScssLabel, read_scss_bytes, zip_members
+from heliobench.archive.readers.validation import check_axis_counts
 from heliobench.errors import ReaderError
 
 #: FITS ``CONTENT`` values that mark a mask, and the label kind each one is.
@@ -88,6 +89,7 @@ def _mask(raw: bytes) -> LabelFile | None:
         layout = read_layout(raw, fits.conf.strip_header_whitespace)  # the headers without astropy, where it can
         if layout is not None:
             return _mask_in(layout.headers)
+        check_axis_counts(raw, "")  # astropy would loop over a damaged NAXIS's billions of axes
         with fits.open(io.BytesIO(raw), lazy_load_hdus=True) as hdul:
             return _mask_in(hdu.header for hdu in hdul)
     except Exception:  # noqa: BLE001 - not a readable mask: the observation readers give the precise reason

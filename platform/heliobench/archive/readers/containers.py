@@ -31,7 +31,7 @@ from astropy.io.fits.verify import VerifyError
 from heliobench.archive.readers.fitsheaders import read_layout
 from heliobench.archive.readers.formats import describe_start, detect_format
 from heliobench.archive.readers.keywords import DISPLAY_PIXELS, PIXEL_KIND_KEY, number
-from heliobench.archive.readers.validation import check_shape
+from heliobench.archive.readers.validation import check_axis_counts, check_shape
 from heliobench.errors import ReaderError
 
 
@@ -129,6 +129,7 @@ def _open_fits(raw: bytes, uri: str, file_format: str) -> ImageFile:
 
 
 def _open_fits_astropy(raw: bytes, uri: str, file_format: str) -> ImageFile:
+    check_axis_counts(raw, uri)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

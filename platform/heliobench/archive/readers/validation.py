@@ -17,6 +17,7 @@ geometry. These checks run first and say what is wrong in the file's own terms
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import astropy.units as u
@@ -179,3 +180,25 @@ def _any_finite(data: np.ndarray) -> bool:
     flat = data.reshape(-1)
     step = max(1, flat.size // 4096)
     return bool(np.isfinite(flat[::step]).any() or np.isfinite(flat).any())
+
+
+#: A FITS header card giving an axis count (``NAXIS`` or a compressed image's ``ZNAXIS``), at the start of an 80-byte card.
+_AXIS_COUNT_CARD = re.compile(rb"(NAXIS   |ZNAXIS  )=([^/]{0,70})")
+#: The FITS standard's limit on the number of axes.
+MAX_AXES = 999
+
+
+def check_axis_counts(raw: bytes, uri: str) -> None:
+    """Refuse a FITS file whose headers declare an impossible number of axes: astropy reads
+    ``NAXIS1`` ... ``NAXISn`` one by one and would run for hours on ``NAXIS = 2147483648``."""
+    for card in _AXIS_COUNT_CARD.finditer(raw):
+        if card.start() % 80:
+            continue  # not a header card (pixel bytes that happen to spell it)
+        text = card[2].strip().decode("ascii", "replace")
+        try:
+            count = int(text)
+        except ValueError:
+            continue  # not a count at all: astropy says so itself
+        if not 0 <= count <= MAX_AXES:
+            key = card[1].decode().strip()
+            raise ReaderError(uri, f"{key} = {text}: a FITS image has 0 to {MAX_AXES} axes, the header is damaged")
