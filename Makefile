@@ -44,7 +44,7 @@ test-cluster: system-deps $(BIN)/heliobench
 	$(BIN)/pytest -q --timeout=900 -m slow
 
 # The readers fuzzed with many more damaged files than `make test` tries (FUZZ_EXAMPLES of them,
-# default 5000; about 20 min on two cores), with hypothesis's statistics. See tests/test_fuzz.py.
+# default 5000; about 7 min on two cores), with hypothesis's statistics. See tests/test_fuzz.py.
 FUZZ_EXAMPLES ?= 5000
 fuzz: system-deps $(BIN)/heliobench
 	HELIOBENCH_FUZZ=fuzz HELIOBENCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
