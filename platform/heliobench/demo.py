@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from heliobench.archive.sim import simulate_archive
-from heliobench.catalog.audit import audit
+from heliobench.catalog.audit import audit, label_spans
 from heliobench.catalog.ingest import ingest
 from heliobench.catalog.splits import make_manifest, write_manifest
 from heliobench.catalog.summary import summarize
@@ -108,6 +108,7 @@ def _specs(size: int) -> dict[str, BenchmarkSpec]:
 def _split_all(tables, specs: dict[str, BenchmarkSpec], work: Path) -> dict[str, dict]:
     """A manifest and leakage audit per (card, scheme) the benchmarks use, plus sdo_sim's strict scheme."""
     wanted = sorted({(s.dataset, s.split_scheme) for s in specs.values()} | {("sdo_sim", "strict")})
+    spans = label_spans(tables)  # every audit draws on the same label files: read them once
     splits = {}
     for card_name, scheme in wanted:
         card = load_card(card_name)
@@ -115,7 +116,7 @@ def _split_all(tables, specs: dict[str, BenchmarkSpec], work: Path) -> dict[str,
         uri = str(work / f"manifest-{card.name}-{scheme}.parquet")
         write_manifest(manifest, uri)
         splits[f"{card_name}/{scheme}"] = {"manifest": uri, "hash": manifest.content_hash, "samples": manifest.counts(),
-                                          "unmatched": paired.unmatched, "audit": audit(manifest, tables, card).summary()}
+                                          "unmatched": paired.unmatched, "audit": audit(manifest, tables, card, spans).summary()}
     return splits
 
 
