@@ -11,7 +11,7 @@ a region that lives across a boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -92,7 +92,7 @@ class LabelSpans:
     events: pl.DataFrame
     reports: pl.DataFrame
 
-    def overlapping(self, lo, hi) -> LabelSpans:
+    def overlapping(self, lo: datetime, hi: datetime) -> LabelSpans:
         """The rows of the label files that overlap ``[lo, hi)``."""
         def keep(df: pl.DataFrame) -> pl.DataFrame:
             return df.filter((pl.col("file_end") >= lo) & (pl.col("file_start") < hi))
@@ -106,7 +106,7 @@ _EVENT_SCHEMA = {"track_id": pl.String, "ar_noaanum": pl.Int64, "start": pl.Date
 _REPORT_SCHEMA = {"noaa_number": pl.Int64, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"), **_FILE_SPAN}
 
 
-def label_spans(tables: CatalogTables, lo=None, hi=None) -> LabelSpans:
+def label_spans(tables: CatalogTables, lo: datetime | None = None, hi: datetime | None = None) -> LabelSpans:
     """Read the catalog's HEK and SRS files (those overlapping ``[lo, hi)`` when given) into :class:`LabelSpans`."""
     from heliobench.archive.readers import read_hek, read_srs
 
@@ -142,7 +142,7 @@ def audit(manifest: Manifest, tables: CatalogTables, card: DatasetCard, spans: L
     ranges = card.scheme(manifest.scheme).ranges()
     lo = min(a for a, _ in ranges.values())
     hi = max(b for _, b in ranges.values())
-    spans = (spans or label_spans(tables, lo, hi)).overlapping(lo, hi)
+    spans = (spans if spans is not None else label_spans(tables, lo, hi)).overlapping(lo, hi)
     ev = spans.events
     tracks = _by_range(ev.filter(pl.col("track_id").is_not_null() & (pl.col("track_id") != "")), "track_id", ranges)
     region_spans = pl.concat([
