@@ -17,7 +17,6 @@ geometry. These checks run first and say what is wrong in the file's own terms
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import astropy.units as u
@@ -182,23 +181,31 @@ def _any_finite(data: np.ndarray) -> bool:
     return bool(np.isfinite(flat[::step]).any() or np.isfinite(flat).any())
 
 
-#: A FITS header card giving an axis count (``NAXIS`` or a compressed image's ``ZNAXIS``), at the start of an 80-byte card.
-_AXIS_COUNT_CARD = re.compile(rb"(NAXIS   |ZNAXIS  )=([^/]{0,70})")
+#: The start of a FITS header card giving an axis count (``NAXIS`` or a compressed image's ``ZNAXIS``).
+_AXIS_COUNT_KEYS = (b"NAXIS   =", b"ZNAXIS  =")
 #: The FITS standard's limit on the number of axes.
 MAX_AXES = 999
 
 
 def check_axis_counts(raw: bytes, uri: str) -> None:
     """Refuse a FITS file whose headers declare an impossible number of axes: astropy reads
-    ``NAXIS1`` ... ``NAXISn`` one by one and would run for hours on ``NAXIS = 2147483648``."""
-    for card in _AXIS_COUNT_CARD.finditer(raw):
-        if card.start() % 80:
-            continue  # not a header card (pixel bytes that happen to spell it)
-        text = card[2].strip().decode("ascii", "replace")
-        try:
-            count = int(text)
-        except ValueError:
-            continue  # not a count at all: astropy says so itself
-        if not 0 <= count <= MAX_AXES:
-            key = card[1].decode().strip()
-            raise ReaderError(uri, f"{key} = {text}: a FITS image has 0 to {MAX_AXES} axes, the header is damaged")
+    ``NAXIS1`` ... ``NAXISn`` one by one and would run for hours on ``NAXIS = 2147483648``.
+
+    The cards are found with ``bytes.find`` (a pass over a 4096² image's pixels at memory speed)."""
+    for key in _AXIS_COUNT_KEYS:
+        at = raw.find(key)
+        while at >= 0:
+            if at % 80 == 0:  # a header card, not pixel bytes that happen to spell it
+                _check_axis_count(key, raw[at + len(key):at + 79].split(b"/", 1)[0], uri)
+            at = raw.find(key, at + 1)
+
+
+def _check_axis_count(key: bytes, value: bytes, uri: str) -> None:
+    text = value.strip().decode("ascii", "replace")
+    try:
+        count = int(text)
+    except ValueError:
+        return  # not a count at all: astropy says so itself
+    if not 0 <= count <= MAX_AXES:
+        name = key.decode().rstrip("= ")
+        raise ReaderError(uri, f"{name} = {text}: a FITS image has 0 to {MAX_AXES} axes, the header is damaged")
