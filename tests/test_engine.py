@@ -176,25 +176,10 @@ def test_tune_resumes_after_interruption(workspace, tiny_shards, ray_session):
         assert steps == sorted(set(steps))  # no epoch logged twice after the resume
 
 
-def test_small_splits_are_read_once_and_large_ones_stream(tiny_shards, ray_session, monkeypatch):
-    from ray.data.dataset import MaterializedDataset
-
-    from heliobench.engine import train as train_module
-
-    datasets, _ = train_module._datasets(tiny_spec(), str(tiny_shards))
-    assert all(isinstance(d, MaterializedDataset) for d in datasets.values())
-    monkeypatch.setattr(train_module, "MATERIALIZE_SHARE", 0.0)
-    datasets, _ = train_module._datasets(tiny_spec(), str(tiny_shards))
-    assert not any(isinstance(d, MaterializedDataset) for d in datasets.values())
-
-
-def test_shared_tracking_server_with_s3_artifacts_and_checkpoints(mlflow_server, tiny_shards, s3_bucket, monkeypatch):
+def test_shared_tracking_server_with_s3_artifacts_and_checkpoints(mlflow_server, tiny_shards, s3_bucket):
     import s3fs
 
-    from heliobench.engine import train as train_module
-
     url, bucket = mlflow_server
-    monkeypatch.setattr(train_module, "MATERIALIZE_SHARE", 0.0)  # the path of splits too large to hold: streamed every epoch
     result = train(tiny_spec(1), str(tiny_shards), workers=2, tracking_uri=url, storage=f"{s3_bucket}/checkpoints", run_name="shared-run")
     client = MlflowClient(url)
     assert client.get_run(result.run_id).info.status == "FINISHED"

@@ -1,7 +1,6 @@
 """``heliobench train``: a benchmark's reference model on Ray Train, tracked in MLflow.
 
-Workers read the train split from the shards with Ray Data (split across workers; a
-small split is read into the object store once, a large one streams every epoch)
+Workers stream the train split from the shards with Ray Data (split across workers)
 and see the whole val split; the test split is never given to training. Rank 0
 checkpoints every epoch to the storage location; ``resume`` continues a named run from
 its latest checkpoint and ``FailureConfig`` restarts a failed worker group from it.
@@ -97,35 +96,14 @@ def train_loop_per_worker(config: dict) -> None:
     fit(config, RayTrainContext(config))
 
 
-#: Share of the cluster's object store a split may fill when it is read once before training.
-MATERIALIZE_SHARE = 0.25
-
-
-def split_bytes(index: dict, spec: BenchmarkSpec, split: str) -> int:
-    """An upper bound of a split's size in memory: every column a float32 image of the shards' size."""
-    return int(index["samples"].get(split, 0)) * len(columns(spec)) * int(index["size_px"]) ** 2 * 4
-
-
 def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
-    """Ray Datasets of the train and val shards (never test).
-
-    A split that fits in ``MATERIALIZE_SHARE`` of the object store is read into it once
-    (``Dataset.materialize``), so that every epoch iterates blocks in memory; a larger one
-    streams from the shards each epoch. Starting a streaming read costs about 5 s per epoch
-    and split on a 2-core machine, whatever the split's size: half of a small run's time.
-    """
-    import ray
+    """Ray Datasets streaming the train and val shards (never test)."""
     import ray.data
 
     index = read_index(shards)
     check_compatible(index, spec, shards)
     ray.data.DataContext.get_current().enable_progress_bars = False  # per-epoch streams: no bars
-    budget = MATERIALIZE_SHARE * ray.cluster_resources().get("object_store_memory", 0.0)
-    datasets = {}
-    for split in ("train", "val"):
-        data = ray_split(shards, index, spec, split)
-        datasets[split] = data.materialize() if split_bytes(index, spec, split) <= budget else data
-    return datasets, index
+    return {split: ray_split(shards, index, spec, split) for split in ("train", "val")}, index
 
 
 def _checked_model(spec: BenchmarkSpec, shards: str, index: dict):
