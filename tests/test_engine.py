@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from heliobench.engine.evaluate import evaluate
 from heliobench.engine.predict import predict_files
 from heliobench.engine.submit import submit
-from heliobench.engine.train import train
+from heliobench.engine.train import WORKER_CACHE_BYTES, keep_splits, train
 from heliobench.cli import main
 from heliobench.errors import HelioBenchError
 from heliobench.failures import TooManyFailures
@@ -46,9 +46,19 @@ def test_training_logs_everything(trained):
     for tag in ("heliobench.manifest_hash", "heliobench.preprocessing_hash", "heliobench.git_commit"):
         assert run.data.tags[tag]
     assert int(run.data.params["n_parameters"]) > 0 and run.data.params["workers"] == "2"
+    assert run.data.params["kept_splits"] == "train,val"  # tiny splits: read once, kept by the workers
     assert run.data.metrics["worker_hours"] > 0 and 0 <= run.data.metrics["data_wait_fraction"] <= 1
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "model")} | {a.path for a in client.list_artifacts(result.run_id, "figures")}
     assert artifacts == {"model/model.safetensors", "model/model.json", "figures/val_predictions.png"}
+
+
+def test_workers_keep_only_splits_that_fit():
+    spec = tiny_spec()  # 3 columns (sample_id counted as one) of 64² float32: 48 KiB a sample
+    fits = WORKER_CACHE_BYTES // (3 * 64 * 64 * 4)
+    index = {"size_px": 64, "samples": {"train": 2 * fits, "val": fits}}
+    assert keep_splits(index, spec, workers=2) == ["train", "val"]
+    assert keep_splits(index, spec, workers=1) == ["val"]  # all of train on one worker is too much
+    assert keep_splits({"size_px": 64, "samples": {"train": 2 * fits + 2, "val": fits + 1}}, spec, workers=2) == []
 
 
 def test_resume_continues_from_the_last_checkpoint(trained, tiny_shards):

@@ -1,7 +1,8 @@
 """``heliobench train``: a benchmark's reference model on Ray Train, tracked in MLflow.
 
 Workers stream the train split from the shards with Ray Data (split across workers)
-and see the whole val split; the test split is never given to training. Rank 0
+and see the whole val split; the test split is never given to training. A worker keeps a
+small split in memory after its first epoch (see :data:`WORKER_CACHE_BYTES`). Rank 0
 checkpoints every epoch to the storage location; ``resume`` continues a named run from
 its latest checkpoint and ``FailureConfig`` restarts a failed worker group from it.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from heliobench.engine.checkpoints import load_weights, save_model
-from heliobench.engine.data import check_compatible, columns, ray_split, read_index, read_shards, split_uris
+from heliobench.engine.data import check_compatible, columns, iter_batches, ray_split, read_index, read_shards, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench.errors import HelioBenchError
 from heliobench.models import build_model, check_model, n_parameters, plugin_tags
@@ -54,6 +55,7 @@ class RayTrainContext(LoopContext):
         self.rank = ray.train.get_context().get_world_rank()
         self._train = ray.train.get_dataset_shard("train")
         self._val = ray.train.get_dataset_shard("val")
+        self._kept: dict[str, dict[str, np.ndarray]] = {}
         self._client = runs.MlflowClient(config["tracking_uri"]) if self.rank == 0 else None
 
     def prepare(self, model, parallel_strategy="ddp"):
@@ -67,10 +69,27 @@ class RayTrainContext(LoopContext):
         return ray.train.torch.get_device()
 
     def train_batches(self, epoch, batch_size, seed):
-        return self._train.iter_batches(batch_size=batch_size, batch_format="numpy", local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed)
+        if "train" in self._kept:  # a full shuffle of this worker's share, new every epoch
+            return iter_batches(self._kept["train"], batch_size, seed)
+        return self._keeping("train", self._train.iter_batches(
+            batch_size=batch_size, batch_format="numpy", local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed))
 
     def val_batches(self, batch_size):
-        return self._val.iter_batches(batch_size=batch_size, batch_format="numpy")
+        if "val" in self._kept:
+            return iter_batches(self._kept["val"], batch_size)
+        return self._keeping("val", self._val.iter_batches(batch_size=batch_size, batch_format="numpy"))
+
+    def _keeping(self, split: str, batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+        """Pass ``batches`` on; a split the driver marked small is kept once read to the end."""
+        if split not in self.config["keep_splits"]:
+            yield from batches
+            return
+        parts = []
+        for batch in batches:
+            parts.append({k: np.array(v, copy=True) for k, v in batch.items()})  # the step may change its batch
+            yield batch
+        if parts:
+            self._kept[split] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def latest_checkpoint(self):
         import ray.train
@@ -94,6 +113,22 @@ class RayTrainContext(LoopContext):
 def train_loop_per_worker(config: dict) -> None:
     """Ray Train entry point: the shared epoch loop on this worker."""
     fit(config, RayTrainContext(config))
+
+
+#: Memory a worker may spend keeping a split it has read (its share of train, or all of val).
+#: Starting a streaming read costs about 5 s per epoch and split on a 2-core machine,
+#: whatever the split's size: half the time of a short run. Kept in the worker, the data
+#: go with it when it fails, and the restarted worker group reads the shards again.
+WORKER_CACHE_BYTES = 1 << 30
+
+
+def keep_splits(index: dict, spec: BenchmarkSpec, workers: int) -> list[str]:
+    """The splits small enough for every worker to keep after its first epoch.
+
+    The size is an upper bound: every column a float32 image of the shards' size."""
+    sample_bytes = len(columns(spec)) * int(index["size_px"]) ** 2 * 4
+    share = {"train": -(-int(index["samples"].get("train", 0)) // workers), "val": int(index["samples"].get("val", 0))}
+    return [split for split, n in share.items() if n * sample_bytes <= WORKER_CACHE_BYTES]
 
 
 def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
@@ -144,6 +179,7 @@ def train(
         raise HelioBenchError(f"a run named {run_name!r} exists under {storage_uri}; use --resume to continue it or another --run-name")
     ensure_ray()
     datasets, index = _datasets(spec, shards)
+    kept = keep_splits(index, spec, workers)
     existing = client.search_runs([exp], f"tags.mlflow.runName = '{run_name}'", max_results=1) if resume else []
     if resume and not existing:
         raise HelioBenchError(f"--resume: no run named {run_name!r} in experiment heliobench/{spec.name}")
@@ -161,11 +197,12 @@ def train(
         })
         client.log_batch(run.info.run_id, params=[
             Param(k, str(v)[:500]) for k, v in _flat_params(spec).items()
-        ] + [Param("workers", str(workers)), Param("n_parameters", str(n_params))])
+        ] + [Param("workers", str(workers)), Param("n_parameters", str(n_params)), Param("kept_splits", ",".join(kept) or "none")])
     run_id = run.info.run_id
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"spec": spec.model_dump(mode="json"), "run_id": run_id, "tracking_uri": client.tracking_uri},
+        train_loop_config={"spec": spec.model_dump(mode="json"), "run_id": run_id, "tracking_uri": client.tracking_uri,
+                           "keep_splits": kept},
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                                resources_per_worker={"CPU": cpus_per_worker(workers)}),
         datasets=datasets,
@@ -185,7 +222,7 @@ def train(
         client.set_terminated(run_id, "FAILED")
         raise HelioBenchError(redact(f"training run {run_name} failed: {type(exc).__name__}: {str(exc)[:500]}")) from exc
     seconds = time.perf_counter() - t0
-    _finish(client, run_id, spec, result.checkpoint, datasets, workers, seconds)
+    _finish(client, run_id, spec, result.checkpoint, index, workers, seconds)
     metrics = client.get_run(run_id).data.metrics
     return TrainResult(run_id, run_name, metrics, seconds)
 
@@ -253,7 +290,7 @@ def _flat_params(spec: BenchmarkSpec) -> dict[str, object]:
     return out
 
 
-def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, workers: int, seconds: float) -> None:
+def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, index: dict, workers: int, seconds: float) -> None:
     """Model artifact, a validation figure, compute used; the run is marked finished."""
     task = get_task(spec.task)
     model = build_model(spec)
@@ -263,8 +300,7 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, datasets, work
     with tempfile.TemporaryDirectory() as tmp:
         save_model(model, spec.model_dump(mode="json"), Path(tmp) / "model")
         runs.log_model_folder(client, run_id, Path(tmp) / "model")
-        val = datasets["val"].take(4)
-        batch = {k: np.stack([r[k] for r in val]) for k in val[0]}
+        batch = {k: v[:4] for k, v in read_shards(split_uris(index, "val")[:1], columns(spec)).items()}
         x, y = task.inputs(spec, batch), task.targets(spec, batch)
         pred = task.predict(model, x)
         fig = task.figure(spec, to_numpy(x), to_numpy(y), to_numpy(pred), list(batch["sample_id"]), Path(tmp) / "val_predictions.png")
