@@ -77,7 +77,8 @@ DEMO_RUNS = (
                                "training.batch_size=2", "training.lr=0.001")),
     DemoRun("hmi_to_aia", ("targets=[aia_171, aia_193, aia_304, aia_1600]", *_NARROW_PIX2PIX)),
     DemoRun("ar_detection", ("model.params.width=0.125", "training.epochs=2", "training.batch_size=8", "training.lr=0.001")),
-    DemoRun("ar_classification", ("model.params.width=0.125", "model.params.input_px=64", "training.epochs=2",
+    # ten epochs: about 200 steps, which the classifier needs to leave the majority class (β)
+    DemoRun("ar_classification", ("model.params.width=0.125", "model.params.input_px=64", "training.epochs=10",
                                   "training.lr=0.001", "training.params.optimizer=adam", "training.batch_size=8")),
 )
 #: Dense windows (6-hour cadence, end-exclusive) added to the archive for event tracking:
