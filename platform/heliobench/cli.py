@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "says plug-in")
 
     s = sub.add_parser("train", parents=[common, eng, plug], help="train a benchmark's reference model (or --model yours) on Ray Train, tracked in MLflow",
-                       description="Train with Ray Train's TorchTrainer: train split streamed from the shards with Ray Data and split across workers, a checkpoint every epoch, retries from the last checkpoint on failure. Logs parameters, per-epoch metrics, provenance hashes, the model (safetensors) and a validation figure to MLflow.")
+                       description="Train with Ray Train's TorchTrainer: train split streamed from the shards with Ray Data and split across workers (a split small enough is kept in each worker's memory after the first epoch), a checkpoint every epoch, retries from the last checkpoint on failure. Logs parameters, per-epoch metrics, provenance hashes, the model (safetensors) and a validation figure to MLflow.")
     s.add_argument("--workers", type=int, help="training workers (default: the spec's training.workers)")
     s.add_argument("--gpu", action="store_true", help="one GPU per worker (mixed precision is up to the task)")
     s.add_argument("--epochs", type=int, help="epochs (shortcut for --set training.epochs=E)")
