@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from heliobench.engine.data import KeptSplit
 from heliobench.engine.evaluate import evaluate
 from heliobench.engine.predict import predict_files
 from heliobench.engine.submit import submit
-from heliobench.engine.train import WORKER_CACHE_BYTES, keep_splits, train
+from heliobench.engine.train import WORKER_KEEP_BYTES, keep_splits, train
 from heliobench.cli import main
 from heliobench.errors import HelioBenchError
 from heliobench.failures import TooManyFailures
@@ -54,11 +55,40 @@ def test_training_logs_everything(trained):
 
 def test_workers_keep_only_splits_that_fit():
     spec = tiny_spec()  # 3 columns (sample_id counted as one) of 64² float32: 48 KiB a sample
-    fits = WORKER_CACHE_BYTES // (3 * 64 * 64 * 4)
+    fits = WORKER_KEEP_BYTES // (3 * 64 * 64 * 4)
     index = {"size_px": 64, "samples": {"train": 2 * fits, "val": fits}}
     assert keep_splits(index, spec, workers=2) == ["train", "val"]
     assert keep_splits(index, spec, workers=1) == ["val"]  # all of train on one worker is too much
     assert keep_splits({"size_px": 64, "samples": {"train": 2 * fits + 2, "val": fits + 1}}, spec, workers=2) == []
+
+
+def test_a_kept_split_is_read_once_and_reshuffled_every_pass():
+    reads = []
+
+    def stream():
+        reads.append(1)
+        for start in range(0, 10, 4):
+            yield {"sample_id": np.arange(start, min(start + 4, 10)), "x": np.arange(start, min(start + 4, 10)) * 10.0}
+
+    kept = KeptSplit(keep=True)
+    stopped = kept.batches(stream, 4, seed=1)
+    next(stopped)  # a pass stopped early keeps nothing
+    assert kept.rows is None
+    first = []
+    for batch in kept.batches(stream, 4, seed=1):
+        first.append(batch["sample_id"].tolist())
+        batch["x"][:] = -1  # a consumer that changes its batch does not change the kept rows
+    assert first == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and len(reads) == 2
+    passes = [[b["sample_id"].tolist() for b in kept.batches(stream, 4, seed=s)] for s in (2, 3)]
+    assert len(reads) == 2  # later passes never read the stream
+    for p in passes:
+        assert sorted(i for b in p for i in b) == list(range(10)) and [len(b) for b in p] == [4, 4, 2]
+    assert passes[0] != passes[1]  # shuffled anew each pass
+    assert kept.rows["x"].tolist() == [i * 10.0 for i in range(10)]
+    streamed = KeptSplit(keep=False)
+    for _ in range(2):
+        list(streamed.batches(stream, 4))
+    assert streamed.rows is None and len(reads) == 4
 
 
 def test_resume_continues_from_the_last_checkpoint(trained, tiny_shards):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -86,6 +87,32 @@ def iter_batches(data: dict[str, np.ndarray], batch_size: int, seed: int | None 
     for i in range(0, n, batch_size):
         idx = order[i : i + batch_size]
         yield {k: v[idx] for k, v in data.items()}
+
+
+class KeptSplit:
+    """A split streamed once and then, if ``keep``, served from memory: its first complete
+    pass is kept (a pass stopped early keeps nothing) and later passes iterate the kept rows,
+    shuffled anew by their ``seed``."""
+
+    def __init__(self, keep: bool):
+        self.keep = keep
+        self.rows: dict[str, np.ndarray] | None = None
+
+    def batches(self, stream: Callable[[], Iterator[dict[str, np.ndarray]]], batch_size: int,
+                seed: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """One pass over the split: ``stream()``'s batches, or the kept rows in batches."""
+        if self.rows is not None:
+            yield from iter_batches(self.rows, batch_size, seed)
+            return
+        if not self.keep:
+            yield from stream()
+            return
+        parts = []
+        for batch in stream():
+            parts.append({k: np.array(v, copy=True) for k, v in batch.items()})  # the consumer may change its batch
+            yield batch
+        if parts:
+            self.rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def default_shards(spec: BenchmarkSpec) -> str:

@@ -2,7 +2,7 @@
 
 Workers stream the train split from the shards with Ray Data (split across workers)
 and see the whole val split; the test split is never given to training. A worker keeps a
-small split in memory after its first epoch (see :data:`WORKER_CACHE_BYTES`). Rank 0
+small split in memory after its first epoch (see :data:`WORKER_KEEP_BYTES`). Rank 0
 checkpoints every epoch to the storage location; ``resume`` continues a named run from
 its latest checkpoint and ``FailureConfig`` restarts a failed worker group from it.
 """
@@ -18,12 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from mlflow.entities import Metric, Param
 
 from heliobench.engine.checkpoints import load_weights, save_model
-from heliobench.engine.data import check_compatible, columns, iter_batches, ray_split, read_index, read_shards, split_uris
+from heliobench.engine.data import KeptSplit, check_compatible, columns, ray_split, read_index, read_shards, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench.errors import HelioBenchError
 from heliobench.models import build_model, check_model, n_parameters, plugin_tags
@@ -55,7 +53,7 @@ class RayTrainContext(LoopContext):
         self.rank = ray.train.get_context().get_world_rank()
         self._train = ray.train.get_dataset_shard("train")
         self._val = ray.train.get_dataset_shard("val")
-        self._kept: dict[str, dict[str, np.ndarray]] = {}
+        self._kept = {split: KeptSplit(split in config["keep_splits"]) for split in ("train", "val")}
         self._client = runs.MlflowClient(config["tracking_uri"]) if self.rank == 0 else None
 
     def prepare(self, model, parallel_strategy="ddp"):
@@ -69,27 +67,12 @@ class RayTrainContext(LoopContext):
         return ray.train.torch.get_device()
 
     def train_batches(self, epoch, batch_size, seed):
-        if "train" in self._kept:  # a full shuffle of this worker's share, new every epoch
-            return iter_batches(self._kept["train"], batch_size, seed)
-        return self._keeping("train", self._train.iter_batches(
-            batch_size=batch_size, batch_format="numpy", local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed))
+        return self._kept["train"].batches(lambda: self._train.iter_batches(
+            batch_size=batch_size, batch_format="numpy", local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed),
+            batch_size, seed)
 
     def val_batches(self, batch_size):
-        if "val" in self._kept:
-            return iter_batches(self._kept["val"], batch_size)
-        return self._keeping("val", self._val.iter_batches(batch_size=batch_size, batch_format="numpy"))
-
-    def _keeping(self, split: str, batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-        """Pass ``batches`` on; a split the driver marked small is kept once read to the end."""
-        if split not in self.config["keep_splits"]:
-            yield from batches
-            return
-        parts = []
-        for batch in batches:
-            parts.append({k: np.array(v, copy=True) for k, v in batch.items()})  # the step may change its batch
-            yield batch
-        if parts:
-            self._kept[split] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return self._kept["val"].batches(lambda: self._val.iter_batches(batch_size=batch_size, batch_format="numpy"), batch_size)
 
     def latest_checkpoint(self):
         import ray.train
@@ -119,7 +102,7 @@ def train_loop_per_worker(config: dict) -> None:
 #: Starting a streaming read costs about 5 s per epoch and split on a 2-core machine,
 #: whatever the split's size: half the time of a short run. Kept in the worker, the data
 #: go with it when it fails, and the restarted worker group reads the shards again.
-WORKER_CACHE_BYTES = 1 << 30
+WORKER_KEEP_BYTES = 1 << 30
 
 
 def keep_splits(index: dict, spec: BenchmarkSpec, workers: int) -> list[str]:
@@ -128,7 +111,7 @@ def keep_splits(index: dict, spec: BenchmarkSpec, workers: int) -> list[str]:
     The size is an upper bound: every column a float32 image of the shards' size."""
     sample_bytes = len(columns(spec)) * int(index["size_px"]) ** 2 * 4
     share = {"train": -(-int(index["samples"].get("train", 0)) // workers), "val": int(index["samples"].get("val", 0))}
-    return [split for split, n in share.items() if n * sample_bytes <= WORKER_CACHE_BYTES]
+    return [split for split, n in share.items() if n * sample_bytes <= WORKER_KEEP_BYTES]
 
 
 def _datasets(spec: BenchmarkSpec, shards: str) -> tuple[dict, dict]:
