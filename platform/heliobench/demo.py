@@ -65,7 +65,7 @@ _SHORT_SCSS_NET = ("model.params.base_filters=8", "model.params.bn_momentum=0.1"
 DEMO_RUNS = (
     # batches of 8 per worker: steadier batch-norm statistics, which the model's transfer to real
     # (display-scaled) images depends on; ten epochs: with six, the transfer fell below 0.45 in
-    # two of six demos (0.38, 0.38), with ten it was 0.48-0.56 in three runs
+    # two of six demos (0.38, 0.38), with ten it was 0.48-0.58 in four runs
     DemoRun("ch_segmentation", (*_SHORT_SCSS_NET, "training.batch_size=8", "training.epochs=10")),
     DemoRun("ar_segmentation", (*_SHORT_SCSS_NET, "training.batch_size=4", "training.epochs=4")),
     # scored by the content loss alone: the classifier head of classifier mode needs far more than
