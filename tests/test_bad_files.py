@@ -217,6 +217,17 @@ def test_shard_skips_samples_with_bad_members_and_leaves_the_manifest(day, bad, 
     assert read_parquet(str(out / SKIPPED_TABLE)).equals(skipped)
 
 
+def test_an_axis_count_is_read_to_the_end_of_its_card():
+    from heliobench.archive.readers.validation import check_axis_counts
+    from heliobench.errors import ReaderError
+
+    card = b"NAXIS   =" + b"1000".rjust(71)  # the count's last digit in the card's last column
+    assert len(card) == 80
+    with pytest.raises(ReaderError, match="NAXIS = 1000: a FITS image has 0 to 999 axes"):
+        check_axis_counts(b"SIMPLE  =                    T".ljust(80) + card, "card.fits")
+    check_axis_counts(b"SIMPLE  =                    T".ljust(80) + b"NAXIS   =" + b"999".rjust(71), "ok.fits")
+
+
 def test_a_header_declaring_billions_of_axes_is_refused_at_once(day, tmp_path, capsys):
     """Found by make fuzz: astropy reads NAXIS1 ... NAXISn one by one, for hours at NAXIS = 2147483648."""
     raw = sorted(day.rglob("*.171.image_lev1.fits"))[0].read_bytes()

@@ -128,9 +128,13 @@ def _checked_model(spec: BenchmarkSpec, shards: str, index: dict):
     """The model to train, run once on two val samples (a plug-in that does not fit fails here)."""
     model = build_model(spec)
     if spec.model.factory is not None:
-        val = read_shards(split_uris(index, "val")[:1], columns(spec))
-        check_model(spec, model, {k: v[:2] for k, v in val.items()})
+        check_model(spec, model, _val_samples(index, spec, 2))
     return model
+
+
+def _val_samples(index: dict, spec: BenchmarkSpec, n: int) -> dict:
+    """The first ``n`` samples of the val split (from its first shard), read in the driver."""
+    return {k: v[:n] for k, v in read_shards(split_uris(index, "val")[:1], columns(spec)).items()}
 
 
 def train(
@@ -283,7 +287,7 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, index: dict, w
     with tempfile.TemporaryDirectory() as tmp:
         save_model(model, spec.model_dump(mode="json"), Path(tmp) / "model")
         runs.log_model_folder(client, run_id, Path(tmp) / "model")
-        batch = {k: v[:4] for k, v in read_shards(split_uris(index, "val")[:1], columns(spec)).items()}
+        batch = _val_samples(index, spec, 4)
         x, y = task.inputs(spec, batch), task.targets(spec, batch)
         pred = task.predict(model, x)
         fig = task.figure(spec, to_numpy(x), to_numpy(y), to_numpy(pred), list(batch["sample_id"]), Path(tmp) / "val_predictions.png")

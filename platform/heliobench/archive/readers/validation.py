@@ -196,7 +196,7 @@ def check_axis_counts(raw: bytes, uri: str) -> None:
         at = raw.find(key)
         while at >= 0:
             if at % 80 == 0:  # a header card, not pixel bytes that happen to spell it
-                _check_axis_count(key, raw[at + len(key):at + 79].split(b"/", 1)[0], uri)
+                _check_axis_count(key, raw[at + len(key):at + 80].split(b"/", 1)[0], uri)  # the rest of the 80-byte card
             at = raw.find(key, at + 1)
 
 
