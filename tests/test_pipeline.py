@@ -165,6 +165,27 @@ def test_shards_are_resumable(tiny_catalog, tiny_shards, tmp_path):
     assert hashlib.sha256(shard.read_bytes()).hexdigest() == digest  # deterministic preprocessing
 
 
+def test_a_one_map_job_runs_a_task_per_cpu_from_its_start(ray_session):
+    """Ingest's reads and shard writing run in ``one_map_job``: Ray Data 2.60 alone gives an
+    execution no CPUs for its first second and runs its tasks one at a time meanwhile."""
+    import time
+
+    import ray.data
+
+    from heliobench.raysession import one_map_job
+
+    def hold(row: dict) -> dict:
+        start = time.time()
+        time.sleep(0.4)
+        return {"start": start, "end": time.time()}
+
+    with one_map_job(progress=False):
+        ran = ray.data.from_items([{"i": i} for i in range(4)], override_num_blocks=4).map(hold).take_all()
+    first, second = sorted(ran, key=lambda r: r["start"])[:2]
+    assert second["start"] < first["end"]  # the suite's 2 CPUs each took a task at once
+    assert ray.data.DataContext.get_current().op_resource_reservation_enabled  # restored after the job
+
+
 def test_cli_help_on_every_verb(capsys):
     from heliobench.cli import VERBS
 

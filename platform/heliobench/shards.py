@@ -32,7 +32,7 @@ from heliobench.catalog.tables import write_parquet
 from heliobench.errors import HelioBenchError
 from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
 from heliobench.prep import Pipeline, default_pipeline
-from heliobench.raysession import ensure_ray
+from heliobench.raysession import ensure_ray, one_map_job
 from heliobench.specs import DatasetCard
 from heliobench.storage import filesystem, join, read_bytes, with_retries, write_bytes_atomic
 
@@ -226,10 +226,10 @@ def write_shards(
     results: list[dict] = []
     if todo:
         ensure_ray()
-        ray.data.DataContext.get_current().enable_progress_bars = progress
-        ds = ray.data.from_items([{k: t[k] for k in ("split", "index", "rows")} for t in todo], override_num_blocks=len(todo))
-        ds = ds.map(_write_shard, fn_kwargs={"card": card, "pipelines": pipelines, "out": out})
-        results = ds.take_all()
+        with one_map_job(progress):
+            ds = ray.data.from_items([{k: t[k] for k in ("split", "index", "rows")} for t in todo], override_num_blocks=len(todo))
+            ds = ds.map(_write_shard, fn_kwargs={"card": card, "pipelines": pipelines, "out": out})
+            results = ds.take_all()
     by_key = {(r["split"], r["index"]): r for r in results}
     shards, skipped = [], []
     for t in tasks:

@@ -34,7 +34,7 @@ from heliobench.catalog.sources import SourceFile, list_source, skipped_type
 from heliobench.catalog.tables import LABELS_SCHEMA, CatalogTables, load_catalog, save_catalog, table_uri
 from heliobench.errors import HelioBenchError, ReaderError
 from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
-from heliobench.raysession import ensure_ray
+from heliobench.raysession import ensure_ray, one_map_job
 from heliobench.storage import read_bytes
 
 log = logging.getLogger(__name__)
@@ -129,11 +129,11 @@ def read_files(files: list[SourceFile], progress: bool = True) -> pl.DataFrame:
     if not files:
         return pl.from_arrow(_RESULT_SCHEMA.empty_table())  # type: ignore[return-value]
     ensure_ray()
-    ray.data.DataContext.get_current().enable_progress_bars = progress
     items = [{"uri": f.uri, "size_bytes": f.size_bytes, "stamp": f.stamp} for f in files]
-    ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), int(ray.cluster_resources().get("CPU", 1))))
-    ds = ds.map_batches(_read_batch, batch_size=None, batch_format="numpy")  # one task reads one block
-    tables = [ray.get(ref) for ref in ds.to_arrow_refs()]
+    with one_map_job(progress):
+        ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), int(ray.cluster_resources().get("CPU", 1))))
+        ds = ds.map_batches(_read_batch, batch_size=None, batch_format="numpy")  # one task reads one block
+        tables = [ray.get(ref) for ref in ds.to_arrow_refs()]
     return pl.from_arrow(pa.concat_tables(tables).cast(_RESULT_SCHEMA))  # type: ignore[return-value]
 
 
