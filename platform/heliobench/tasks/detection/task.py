@@ -75,7 +75,7 @@ class Detector(nn.Module):
 
 
 class DetectionTask(Task):
-    """Active-region boxes on full-disk magnetograms with DetectNet (coverage L2 + box L1)."""
+    """Active-region boxes on full-disk magnetograms with DetectNet (coverage cross-entropy + box L1)."""
 
     def build_model(self, spec: BenchmarkSpec) -> nn.Module:
         if spec.model.name != "detectnet":
@@ -101,14 +101,14 @@ class DetectionTask(Task):
             inputs, targets = _mirror_detection(inputs, targets, spec.training.params.get("flip_prob", 0.5), generator)
         optimizer.zero_grad(set_to_none=True)
         out = model(inputs)
-        loss = detectnet_losses(out.coverage, out.bbox, targets["coverage"], targets["bbox"], targets["obj_norm"])
+        loss = detectnet_losses(out.coverage_logit, out.bbox, targets["coverage"], targets["bbox"], targets["obj_norm"])
         loss.total.backward()
         optimizer.step()
         return {"loss": float(loss.total.detach()), "coverage_loss": float(loss.coverage.detach()),
                 "bbox_loss": float(loss.bbox.detach())}
 
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Coverage and bbox maps, and the clustered detections (B, K_MAX, 5) as
+        """Coverage (and its logit) and bbox maps, and the clustered detections (B, K_MAX, 5) as
         ``x0, y0, x1, y1, confidence``, most confident first, NaN padded."""
         model.eval()
         with torch.no_grad():
@@ -121,10 +121,11 @@ class DetectionTask(Task):
             order = np.argsort(-found.confidence, kind="stable")[:K_MAX]
             detections[i, :len(order), :4] = found.boxes[order]
             detections[i, :len(order), 4] = found.confidence[order]
-        return {"coverage": out.coverage, "bbox": out.bbox, "detections": torch.from_numpy(detections)}
+        return {"coverage": out.coverage, "coverage_logit": out.coverage_logit, "bbox": out.bbox,
+                "detections": torch.from_numpy(detections)}
 
     def loss(self, predictions: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> float:
-        return float(detectnet_losses(predictions["coverage"], predictions["bbox"], targets["coverage"],
+        return float(detectnet_losses(predictions["coverage_logit"], predictions["bbox"], targets["coverage"],
                                       targets["bbox"], targets["obj_norm"]).total)
 
     def accumulator(self, spec: BenchmarkSpec, n_boot: int = 1000) -> MetricAccumulator:
