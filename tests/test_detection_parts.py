@@ -255,7 +255,7 @@ def test_detectnet_losses_by_hand() -> None:
     # 2 images, a 1x2 grid; only cell 0 of image 0 is foreground. Coverage logits: 0 is 0.5,
     # ln(1/3) is 0.25.
     third = float(np.log(1 / 3))
-    pred_cov = torch.tensor([[[[0.0, third]]], [[[third, third]]]])
+    logit = torch.tensor([[[[0.0, third]]], [[[third, third]]]])
     tgt_cov = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 0.0]]]])
     tgt_bbox, pred_bbox = torch.zeros(2, 4, 1, 2), torch.zeros(2, 4, 1, 2)
     tgt_bbox[0, :, 0, 0] = torch.tensor([-2.0, -4, 8, 16])  # a 10 x 20 box
@@ -263,37 +263,45 @@ def test_detectnet_losses_by_hand() -> None:
     pred_bbox[0, :, 0, 1] = 5.0  # background cell: masked out
     obj_norm = torch.zeros(2, 1, 1, 2)
     obj_norm[0, 0, 0, 0] = 0.5
-    loss = detectnet_losses(pred_cov, pred_bbox, tgt_cov, tgt_bbox, obj_norm)
+    loss = detectnet_losses(logit, pred_bbox, tgt_cov, tgt_bbox, obj_norm)
     # coverage: (-ln 0.5 - 3 ln 0.75) / (2 * 2 images)
     coverage = (np.log(2) + 3 * np.log(4 / 3)) / 4
     # bbox: |(1/10, 2/20, 0/10, 4/20)| = 0.1 + 0.1 + 0 + 0.2 = 0.4, x obj_norm 0.5 = 0.2, / 2 images = 0.1
     assert loss.coverage.item() == pytest.approx(coverage)
     assert loss.bbox.item() == pytest.approx(0.1)
     assert loss.total.item() == pytest.approx(coverage + 2 * 0.1)
-    assert detectnet_losses(pred_cov, pred_bbox, tgt_cov, tgt_bbox).bbox.item() == pytest.approx(0.2)
+    assert detectnet_losses(logit, pred_bbox, tgt_cov, tgt_bbox).bbox.item() == pytest.approx(0.2)
 
 
-def test_a_few_detectnet_steps_on_synthetic_blobs_reduce_the_loss() -> None:
+def _train_on_blobs(size: int, centres: tuple[float, float], steps: int):
+    """A 1/16-width DetectNet trained ``steps`` Adam steps (lr 1e-2) on four ``size``² images of
+    one Gaussian blob each (centre uniform in ``centres``, a 20-pixel box); the model, the
+    images, their coverage targets and the loss of every step."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:64, 0:64] + 0.5
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
     images, targets = [], []
     for _ in range(4):
-        cx, cy = rng.uniform(16, 48, 2)
+        cx, cy = rng.uniform(*centres, 2)
         images.append(np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 5.0**2)))
-        targets.append(detectnet_targets([[cx - 10, cy - 10, cx + 10, cy + 10]], (64, 64)))
+        targets.append(detectnet_targets([[cx - 10, cy - 10, cx + 10, cy + 10]], (size, size)))
     x = torch.tensor(np.stack(images)[:, None], dtype=torch.float32)
     cov, bbox, norm = (torch.tensor(np.stack(parts)) for parts in zip(*targets))
     model = DetectNet(width=1 / 16, dropout=0.0)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(20):
+    for _ in range(steps):
         optimiser.zero_grad()
         out = model(x)
         loss = detectnet_losses(out.coverage_logit, out.bbox, cov, bbox, norm).total
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
+    return model, x, cov, losses
+
+
+def test_a_few_detectnet_steps_on_synthetic_blobs_reduce_the_loss() -> None:
+    losses = _train_on_blobs(64, (16, 48), 20)[-1]
     assert losses[-1] < 0.7 * losses[0]
 
 
@@ -301,23 +309,7 @@ def test_the_coverage_of_rare_objects_learned_from_scratch_does_not_collapse() -
     """One blob per 128² image covers 4 of 64 cells. DIGITS' Euclidean loss on the sigmoid
     sends every cell's coverage to 0 here (0.000 on both kinds of cell after these 60 steps):
     the cross-entropy on the logits learns the blobs."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:128, 0:128] + 0.5
-    images, targets = [], []
-    for _ in range(4):
-        cx, cy = rng.uniform(24, 104, 2)
-        images.append(np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 5.0**2)))
-        targets.append(detectnet_targets([[cx - 10, cy - 10, cx + 10, cy + 10]], (128, 128)))
-    x = torch.tensor(np.stack(images)[:, None], dtype=torch.float32)
-    cov, bbox, norm = (torch.tensor(np.stack(parts)) for parts in zip(*targets))
-    model = DetectNet(width=1 / 16, dropout=0.0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        optimiser.zero_grad()
-        out = model(x)
-        detectnet_losses(out.coverage_logit, out.bbox, cov, bbox, norm).total.backward()
-        optimiser.step()
+    model, x, cov, _ = _train_on_blobs(128, (24, 104), 60)
     with torch.no_grad():
         found = model.eval()(x).coverage
     assert found[cov > 0].mean() > 0.5 and found[cov == 0].mean() < 0.2

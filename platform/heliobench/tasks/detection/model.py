@@ -29,10 +29,11 @@ on the simulated archive at 256 px and the benchmark's learning rate 1e-4 the fo
 cells' mean coverage fell from 0.004 to 0.000 in 6 epochs and nothing was ever detected,
 while the cross-entropy, whose gradient on the logit is ``coverage - target`` however
 saturated, raised it from 0.04 to 0.45 in the same 6 epochs (0.66 at learning rate 1e-3,
-where 36 epochs of a quarter-width network reached AP 0.16 on the test split). And DIGITS passes ``(x0, y0, x1, y1)`` corners to
-``groupRectangles``, which reads them as ``(x, y, width, height)``, so its similarity
-tolerance grows with the distance from the image origin. Here proposals are converted to
-``(x, y, width, height)`` first; ``digits_corner_quirk=True`` reproduces DIGITS exactly
+where 36 epochs of a quarter-width network reached AP 0.16 on the test split). And DIGITS
+passes ``(x0, y0, x1, y1)`` corners to ``groupRectangles``, which reads them as
+``(x, y, width, height)``, so its similarity tolerance grows with the distance from the image
+origin. Here proposals are converted to ``(x, y, width, height)`` first;
+``digits_corner_quirk=True`` reproduces DIGITS exactly
 (its KITTI settings: threshold 0.6, ``group_threshold`` 3, ``eps`` 0.02, ``min_height`` 22).
 Rectangle coordinates are kept as floats, where OpenCV rounds them to integers.
 """
