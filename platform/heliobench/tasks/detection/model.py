@@ -6,7 +6,7 @@ pooling, so the output grid has stride 16, then dropout 0.4 and two 1x1 convolut
 coverage head with a sigmoid (is this cell on an object?) and a bbox head regressing the
 object's corners ``(x0, y0, x1, y1)`` in pixels relative to the cell's top-left corner.
 
-Losses (``detectnet_losses``), as in the prototxt, for a batch of N images:
+Losses (``detectnet_losses``), as in the prototxt but for the coverage term, for a batch of N images:
 
 * coverage: binary cross-entropy of the coverage logits against the target,
   ``sum(BCE) / (2 N)``, weight 1, where DIGITS has Caffe's ``EuclideanLoss``
