@@ -91,6 +91,34 @@ def test_a_kept_split_is_read_once_and_reshuffled_every_pass():
     assert streamed.rows is None and len(reads) == 4
 
 
+def test_training_workers_do_not_import_sunpy_map():
+    """What a Ray Train worker imports (the training loop, every task) leaves out sunpy.map,
+    whose import takes seconds that each worker of every training run would pay."""
+    code = ("import sys, heliobench.engine.train\n"
+            "from heliobench.tasks import TASKS, get_task\n"
+            "for kind in TASKS: get_task(kind)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['sunpy', 'map']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_training_reads_shards_with_the_driver_listing_reader(tiny_shards, ray_session, capsys):
+    import ray.data
+
+    from heliobench.engine.data import ray_split, read_index
+
+    context = ray.data.DataContext.get_current()
+    default = context.use_datasource_v2
+    index = read_index(str(tiny_shards))
+    ds = ray_split(str(tiny_shards), index, tiny_spec(), "train")
+    assert context.use_datasource_v2 == default  # the setting is the caller's again
+    ds.explain()
+    plan = capsys.readouterr().out
+    assert "ReadParquet" in plan and "ListFiles" not in plan  # no listing task in the plan
+    assert ds.count() == index["samples"]["train"]
+
+
 def test_resume_continues_from_the_last_checkpoint(trained, tiny_shards):
     result, uri = trained
     again = train(tiny_spec(3), str(tiny_shards), workers=2, tracking_uri=uri, run_name="tiny-run", resume=True)

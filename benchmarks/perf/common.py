@@ -342,6 +342,32 @@ def _child_main(args_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(result, default=str))
 
 
+def settle(max_s: float = 60.0, busy_below: float = 0.1, window_s: float = 1.0) -> float:
+    """Wait until the CPUs are idle (busy less than ``busy_below`` of a ``window_s`` window,
+    from ``/proc/stat``) or ``max_s`` passed; the seconds waited (0 off Linux).
+
+    What a finished benchmark leaves running (Ray's GCS, raylet and dashboard take seconds to
+    shut down after its child process) must not share the CPUs with the next one's timings.
+    """
+    def cpu_times() -> list[int] | None:
+        try:
+            return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_s:
+        before = cpu_times()
+        if before is None:
+            return 0.0
+        time.sleep(window_s)
+        delta = [b - a for a, b in zip(before, cpu_times() or before)]
+        idle = delta[3] + (delta[4] if len(delta) > 4 else 0)  # idle + iowait
+        if sum(delta) and 1 - idle / sum(delta) < busy_below:
+            break
+    return time.perf_counter() - t0
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     """Wall seconds of ``fn()`` and its result."""
     t0 = time.perf_counter()

@@ -133,7 +133,8 @@ def main() -> int:
               "for the CPUs, so parallel speed-ups will read low", flush=True)
     rows, details, seconds, failures = [], {}, {}, {}
     for name in chosen:
-        print(f"[{time.perf_counter() - t0:6.0f} s] {name} ...", flush=True)
+        waited = common.settle()
+        print(f"[{time.perf_counter() - t0:6.0f} s] {name} ... (waited {waited:.0f} s for idle CPUs)", flush=True)
         b0 = time.perf_counter()
         try:
             out = importlib.import_module(name).run(size=size, workdir=root)

@@ -5,13 +5,13 @@ preprocesses them.
 Samples are those of the ``ch_segmentation`` benchmark: AIA 193 Å input and the CH mask
 target at 256². The shards are written once (cached) from the 1024² simulated archive.
 
-* Ray Data, as ``engine/train.py`` feeds Ray Train: ``ray.data.read_parquet(shard files,
-  columns=...)`` then ``iter_batches(batch_size=8, batch_format="numpy",
-  local_shuffle_buffer_size=32)`` every epoch, batches turned into torch tensors; Ray with
-  ``num_cpus=2``, one warm-up epoch, then ``epochs`` timed epochs (the fastest counts, on both
-  sides: the machine may be shared). An epoch reads ``repeat``
-  hard-linked copies of the shard files, so that it has a realistic ~1000 samples rather
-  than the 32 simulated ones (per-epoch start-up would otherwise dominate).
+* Ray Data, as ``engine/train.py`` feeds Ray Train:
+  ``heliobench.engine.data.read_parquet_files(shard files, columns)`` then
+  ``iter_batches(batch_size=8, batch_format="numpy", local_shuffle_buffer_size=32)`` every
+  epoch, batches turned into torch tensors; Ray with ``num_cpus=2``, one warm-up epoch, then
+  ``epochs`` timed epochs (the fastest counts, on both sides: the machine may be shared). An
+  epoch reads ``repeat`` hard-linked copies of the shard files, so that it has a realistic
+  ~1000 samples rather than the 32 simulated ones (per-epoch start-up would otherwise dominate).
 * DataLoader: a map-style dataset whose ``__getitem__`` runs ``sunpy.map.Map(file)`` and the
   default pipeline on the AIA file and the mask file (as ``heliobench.shards`` would),
   ``num_workers=2``, ``persistent_workers=True``, shuffle, one warm-up epoch; on the same
@@ -77,15 +77,16 @@ def setup_child(archive: str, folder: str, size: str, isolate: bool = True) -> d
 
 def ray_data_child(shards: list[str], epoch_samples: int, size: str, isolate: bool = True) -> dict[str, Any]:
     """Samples/s of read_parquet → iter_batches (Ray with 2 CPUs), after one warm-up epoch."""
-    import ray.data
     import torch
+
+    from heliobench.engine.data import read_parquet_files
 
     cfg = SIZES[size]
     cpus = common.start_ray(2, isolate)
     common.quiet_ray_data()
 
     def epoch(seed: int) -> int:
-        ds = ray.data.read_parquet(shards, columns=["sample_id", *MEMBERS])
+        ds = read_parquet_files(shards, ["sample_id", *MEMBERS])
         n = 0
         for batch in ds.iter_batches(batch_size=cfg["batch_size"], batch_format="numpy",
                                      local_shuffle_buffer_size=4 * cfg["batch_size"], local_shuffle_seed=seed):

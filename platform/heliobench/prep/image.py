@@ -6,13 +6,16 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import astropy.units as u
 import numpy as np
-import sunpy.map
 
 from heliobench.archive.observation import INSTRUMENTS
 from heliobench.archive.readers.keywords import display_scaled
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 #: Instruments whose channel is an observable (read from the header's CONTENT), not a wavelength.
 _MAGNETOGRAPHS = ("HMI", "MDI")

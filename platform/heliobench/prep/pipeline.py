@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sunpy.map
 
 from heliobench.errors import ConfigError
 from heliobench.prep.base import GeometricStep, Step, canonical_json, positive_int, sha256_text
@@ -22,6 +21,9 @@ from heliobench.prep.scale import (
     PercentileScale,
     ZeroOffDisk,
 )
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 #: Every step a configuration can name, by its ``name``.
 STEP_TYPES: dict[str, type[Step]] = {

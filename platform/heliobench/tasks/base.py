@@ -6,14 +6,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from heliobench.prep.image import PrepImage
 from heliobench.specs import BenchmarkSpec
+
+if TYPE_CHECKING:
+    from heliobench.prep.image import PrepImage
 
 #: What ``Task.inputs``/``targets``/``predict`` return: a tensor, or a dict of tensors
 #: for tasks whose samples are structured (frames plus boxes, images plus class labels).

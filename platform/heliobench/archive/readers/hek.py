@@ -14,16 +14,18 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
 import polars as pl
-import sunpy.map
 from astropy.coordinates import SkyCoord
 
 from heliobench.archive.readers.noaa import full_noaa_number
 from heliobench.errors import ReaderError
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 HEK_SCHEMA = {
     "event_type": pl.String,  # "AR", "FL", "CH", ...

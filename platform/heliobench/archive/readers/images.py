@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import astropy.units as u
 import astropy.wcs
 import numpy as np
 import sunpy
-import sunpy.map
 from astropy.coordinates import SkyCoord
 from sunpy.coordinates import frames
 
@@ -37,6 +37,9 @@ from heliobench.archive.readers.keywords import (
     text,
 )
 from heliobench.errors import ReaderError
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def quiet_sunpy() -> Iterator[None]:
 
 
 def _to_map(observation: Observation, data: np.ndarray) -> sunpy.map.GenericMap:
+    import sunpy.map  # on first use: importing it takes seconds, which every Ray Train worker would pay
+
     with quiet_sunpy():
         try:
             return sunpy.map.Map(data, observation.header)

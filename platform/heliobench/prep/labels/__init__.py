@@ -16,14 +16,17 @@ import importlib
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sunpy.map
 
 from heliobench.errors import ConfigError, ReaderError
 from heliobench.prep.image import PrepImage
 from heliobench.prep.pipeline import Pipeline
 from heliobench.specs import Member
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 #: Label kind → ``module:function`` of its encoder. A ``hek`` member with a ``filter`` is
 #: encoded as ``hek_outlines`` (the mask of the selected events' outlines).
@@ -67,6 +70,8 @@ def grid_map(uri: str, ctx: LabelContext) -> sunpy.map.GenericMap:
     """The native grid of the member's ``grid`` image, read from its header only: a Map of
     zeros with the image's shape and repaired WCS (label file ``uri`` is named when the
     member has no grid)."""
+    import sunpy.map
+
     from heliobench.archive.readers.containers import open_image
     from heliobench.archive.readers.images import understand
     from heliobench.storage import read_bytes

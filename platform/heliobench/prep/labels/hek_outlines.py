@@ -21,11 +21,11 @@ and then carried through the member pipeline's geometric steps like a FITS mask.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import astropy.units as u
 import numpy as np
 import polars as pl
-import sunpy.map
 from astropy.coordinates import SkyCoord
 
 from heliobench.archive.readers import read_hek
@@ -33,6 +33,9 @@ from heliobench.archive.readers.hek import HEK_SCHEMA
 from heliobench.archive.readers.scss import fill_polygons
 from heliobench.errors import ConfigError
 from heliobench.prep.labels import LabelContext, grid_map, registered_mask
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 
 def outline_events(events: pl.DataFrame, selection: dict[str, str], time: datetime) -> pl.DataFrame:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import astropy.units as u
 import numpy as np
-import sunpy.map
 import torch
 import torch.nn.functional as F
 from astropy.coordinates import SkyCoord
@@ -38,6 +37,9 @@ from sunpy.sun.constants import radius as RSUN_M
 
 from heliobench.archive.readers.hek import bbox_to_pixels
 from heliobench.prep.image import PrepImage
+
+if TYPE_CHECKING:
+    import sunpy.map
 
 #: Boxes of at most this area (pixels, on 256-pixel magnetograms) are dropped, as in
 #: de Oliveira & Gradvohl (2020).
