@@ -76,7 +76,7 @@ def setup_child(archive: str, folder: str, size: str, isolate: bool = True) -> d
 
 
 def ray_data_child(shards: list[str], epoch_samples: int, size: str, isolate: bool = True) -> dict[str, Any]:
-    """Samples/s of read_parquet → iter_batches (Ray with 2 CPUs), after one warm-up epoch."""
+    """Samples/s of the training reader → iter_batches (Ray with 2 CPUs), after one warm-up epoch."""
     import torch
 
     from heliobench.engine.data import read_parquet_files
