@@ -24,7 +24,7 @@ from heliobench.tasks.detection.metrics import (
     voc_ap,
     voc_ap_11point,
 )
-from heliobench.tasks.detection.model import DetectNet, decode_boxes, detectnet_losses, group_rectangles
+from heliobench.tasks.detection.model import DetectNet, cell_size, decode_boxes, detectnet_losses, group_rectangles
 from heliobench.tasks.detection.targets import (
     cutout,
     detectnet_targets,
@@ -249,6 +249,24 @@ def test_detectnet_output_shapes_at_256() -> None:
     assert 0 <= out.coverage.min() and out.coverage.max() <= 1
     with pytest.raises(ValueError, match="multiples of 16"):
         model(torch.zeros(1, 1, 250, 256))
+
+
+def test_the_papers_detectnet_has_a_grid_cell_of_4_pixels_at_256() -> None:
+    """de Oliveira & Gradvohl: input resized to 512 px, pool1 kernel and stride 1 (stride 8)."""
+    torch.manual_seed(0)
+    model = DetectNet(width=1 / 16, stride=8, upsample=2).eval()
+    pools = [sum(isinstance(m, torch.nn.MaxPool2d) for m in net.trunk[0]) for net in (model, DetectNet(width=1 / 16))]
+    assert model.cell == 4 and pools == [1, 2]  # the stem keeps pool2 only
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 256, 256))
+        assert out.coverage.shape == (2, 1, 64, 64) and out.bbox.shape == (2, 4, 64, 64)
+        assert model(torch.randn(1, 1, 132, 100)).coverage.shape == (1, 1, 33, 25)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        model(torch.zeros(1, 1, 130, 128))
+    assert cell_size(8, 1) == 8 and cell_size(16, 4) == 4
+    for stride, upsample in ((4, 1), (8, 3), (16, 0)):
+        with pytest.raises(ValueError, match=f"got stride {stride}, upsample {upsample}"):
+            cell_size(stride, upsample)
 
 
 def test_detectnet_losses_by_hand() -> None:

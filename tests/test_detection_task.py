@@ -275,18 +275,23 @@ def tiny(name: str, overrides: list[str], size: int = 64) -> BenchmarkSpec:
 
 
 DETECTION_TINY = ["model.params.width=0.0625", "model.params.dropout=0.0", "training.lr=0.003", "training.batch_size=4"]
+#: DIGITS' DetectNet grid (stride 16 on the image as it is) and the paper's (512-pixel input, stride 8).
+DIGITS_GRID = ["model.params.stride=16", "model.params.upsample=1"]
+PAPER_GRID = ["model.params.stride=8", "model.params.upsample=2"]
 CLASSIFICATION_TINY = ["model.params.width=0.0625", "model.params.input_px=32", "training.lr=0.01", "training.batch_size=4"]
 
 
-def test_detection_task_on_synthetic_batches() -> None:
-    spec = tiny("ar_detection", DETECTION_TINY + ["training.augment=false"])
+@pytest.mark.parametrize(("grid", "cells"), [(DIGITS_GRID, 4), (PAPER_GRID, 16)])
+def test_detection_task_on_synthetic_batches(grid: list[str], cells: int) -> None:
+    spec = tiny("ar_detection", DETECTION_TINY + grid + ["training.augment=false"])
     task = get_task("detection")
     torch.manual_seed(0)
     model = task.build_model(spec)
     optimizer = task.optimizer(spec, model)
     batch = synthetic_batch()
     x, y = task.inputs(spec, batch), task.targets(spec, batch)
-    assert x.shape == (4, 1, 64, 64) and y["boxes"].shape == (4, K_MAX, 4) and y["coverage"].shape == (4, 1, 4, 4)
+    assert x.shape == (4, 1, 64, 64) and y["boxes"].shape == (4, K_MAX, 4) and y["coverage"].shape == (4, 1, cells, cells)
+    assert model(x).coverage.shape == y["coverage"].shape
     assert np.isfinite(y["boxes"].numpy()[:, :, 0]).sum() == 8
     generator = torch.Generator().manual_seed(0)
     losses = [task.train_step(spec, model, optimizer, x, y, generator)["loss"] for _ in range(15)]
@@ -300,24 +305,25 @@ def test_detection_task_on_synthetic_batches() -> None:
     assert set(spec.metrics) <= set(report) and "n_images" in report
 
 
-def test_mirrored_detectnet_maps_equal_the_maps_of_mirrored_boxes() -> None:
+@pytest.mark.parametrize(("grid", "cell", "min_cvg_len"), [(DIGITS_GRID, 16, 20.0), (PAPER_GRID, 4, 10.0)])
+def test_mirrored_detectnet_maps_equal_the_maps_of_mirrored_boxes(grid: list[str], cell: int, min_cvg_len: float) -> None:
     from heliobench.tasks.detection.task import _mirror_detection
 
-    spec = tiny("ar_detection", [])
+    spec = tiny("ar_detection", grid)
     task = get_task("detection")
     batch = synthetic_batch(n=3)
     x, y = task.inputs(spec, batch), task.targets(spec, batch)
     generator = torch.Generator().manual_seed(0)
     flip = torch.rand(3, generator=torch.Generator().manual_seed(0)) < 0.5
     assert flip.tolist() == [True, False, True]
-    mx, my = _mirror_detection(x, y, 0.5, generator)
+    mx, my = _mirror_detection(x, y, 0.5, cell, generator)
     for i in range(3):
         boxes = y["boxes"][i].numpy()
         boxes = boxes[np.isfinite(boxes).all(axis=1)]
         expected_x = x[i].flip(-1) if flip[i] else x[i]
         if flip[i]:
             boxes = np.stack([64 - boxes[:, 2], boxes[:, 1], 64 - boxes[:, 0], boxes[:, 3]], axis=1)
-        expected = detectnet_targets(boxes, (64, 64))
+        expected = detectnet_targets(boxes, (64, 64), cell, min_cvg_len=min_cvg_len)
         torch.testing.assert_close(mx[i], expected_x)
         np.testing.assert_allclose(my["coverage"][i].numpy(), expected.coverage)
         np.testing.assert_allclose(my["bbox"][i].numpy(), expected.bbox, atol=1e-4)
@@ -353,6 +359,10 @@ def test_classification_task_flattens_regions_and_learns() -> None:
 def test_unknown_model_params_are_named() -> None:
     with pytest.raises(ConfigError, match="unknown model.params depth"):
         get_task("detection").build_model(tiny("ar_detection", ["model.params.depth=3"]))
+    with pytest.raises(ConfigError, match="stride/upsample: DetectNet needs stride 16 or 8 .* got stride 12"):
+        get_task("detection").build_model(tiny("ar_detection", ["model.params.stride=12"]))
+    with pytest.raises(ConfigError, match="got stride 8, upsample 3"):
+        get_task("detection").targets(tiny("ar_detection", ["model.params.upsample=3"]), synthetic_batch())
     with pytest.raises(ConfigError, match="unknown class map 'paper5'"):
         get_task("classification").build_model(tiny("ar_classification", ["model.params.class_map=paper5"]))
 
@@ -388,7 +398,7 @@ def test_train_evaluate_predict_end_to_end(ar_shards, tiny_archive, tmp_path, mo
     monkeypatch.setenv("HELIOBENCH_WORKSPACE", str(tmp_path))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # every cell proposes a box and none is merged away, so predict has boxes to cut out
-    keep_all = ["training.epochs=1", "model.params.threshold=0.0", "model.params.group_threshold=0"]
+    keep_all = [*DIGITS_GRID, "training.epochs=1", "model.params.threshold=0.0", "model.params.group_threshold=0"]
     detector = train(tiny("ar_detection", DETECTION_TINY + keep_all), str(ar_shards), workers=2, tracking_uri=uri)
     classifier = train(tiny("ar_classification", CLASSIFICATION_TINY + ["training.epochs=1"]), str(ar_shards), workers=2,
                        tracking_uri=uri)

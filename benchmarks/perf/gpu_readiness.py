@@ -64,9 +64,11 @@ def build(name: str, size: int, narrow: bool = False):
         model = GoturnRegressor(in_channels=1, crop_size=size, hidden=32 if narrow else 512)
         return model, lambda b: (torch.rand(b, 1, size, size), torch.rand(b, 1, size, size))
     if name.startswith("detection"):
+        from heliobench.specs import load_benchmark
         from heliobench.tasks.detection.model import DetectNet
 
-        return DetectNet(in_channels=1, width=0.25 if narrow else 1.0), lambda b: (torch.rand(b, 1, size, size),)
+        grid = {k: load_benchmark("ar_detection").model.params[k] for k in ("stride", "upsample")}  # the paper's
+        return DetectNet(in_channels=1, width=0.25 if narrow else 1.0, **grid), lambda b: (torch.rand(b, 1, size, size),)
     raise KeyError(name)
 
 

@@ -84,11 +84,15 @@ def inception_stack(names: str, in_ch: int, width: float) -> tuple[nn.Sequential
     return nn.Sequential(*modules), in_ch
 
 
-def stem(in_channels: int, width: float) -> tuple[nn.Sequential, int]:
-    """conv 7x7/2, pool, LRN, conv 1x1, conv 3x3, LRN, pool: stride 8, 192 x width channels."""
+def stem(in_channels: int, width: float, pool1: bool = True) -> tuple[nn.Sequential, int]:
+    """conv 7x7/2, pool, LRN, conv 1x1, conv 3x3, LRN, pool: stride 8, 192 x width channels.
+
+    ``pool1=False`` sets the first pooling's kernel and stride to 1 (an identity): stride 4.
+    """
     c1, c2r, c2 = scaled(64, width), scaled(64, width), scaled(192, width)
     layers = nn.Sequential(
-        conv_relu(in_channels, c1, 7, stride=2), max_pool(), nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75),
+        conv_relu(in_channels, c1, 7, stride=2), max_pool() if pool1 else nn.Identity(),
+        nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75),
         conv_relu(c1, c2r, 1), conv_relu(c2r, c2, 3), nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75),
         max_pool(),
     )
@@ -137,6 +141,7 @@ class GoogLeNet(nn.Module):
         self.aux = nn.ModuleList(
             [AuxClassifier(ch4a, n_classes, width), AuxClassifier(ch4d, n_classes, width)] if aux_classifiers else [])
         he_init(self)
+        self.to(memory_format=torch.channels_last)  # channels-last pooling is 3-6x faster on a CPU
 
     def forward_with_aux(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Main logits and, in training mode with auxiliary heads, their logits (after 4a, 4d)."""

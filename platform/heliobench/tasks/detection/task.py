@@ -23,7 +23,7 @@ from heliobench.tasks.base import InputImage, MetricAccumulator, Task
 from heliobench.tasks.detection.accumulators import ClassificationAccumulator, DetectionAccumulator
 from heliobench.tasks.detection.classes import class_names
 from heliobench.tasks.detection.classifier import GoogLeNet, classification_loss
-from heliobench.tasks.detection.model import STRIDE, DetectNet, decode_boxes, detectnet_losses
+from heliobench.tasks.detection.model import STRIDE, DetectNet, cell_size, decode_boxes, detectnet_losses
 from heliobench.tasks.detection.regions import min_box_area, padded_boxes, sample_regions
 from heliobench.tasks.detection.targets import cutout, detectnet_targets
 
@@ -32,8 +32,11 @@ K_MAX = 32
 #: DIGITS' DetectNet clustering (``ClusterDetections``) settings, overridable in ``model.params``;
 #: see the benchmark notes for why they differ from DIGITS' KITTI values.
 CLUSTERING = {"threshold": 0.6, "group_threshold": 1, "eps": 0.2, "min_height": 0.0}
-#: DIGITS' DetectNet coverage-target settings, overridable in ``training.params.coverage``.
+#: DIGITS' DetectNet coverage-target settings, overridable in ``training.params.coverage``;
+#: ``min_cvg_len`` is in pixels of the network's (upsampled) input, as in DIGITS.
 COVERAGE = {"scale_cvg": 0.4, "min_cvg_len": 20.0}
+#: The grid settings in ``model.params`` and their defaults: DIGITS' stride 16 on the image as it is.
+GEOMETRY = {"stride": STRIDE, "upsample": 1}
 
 
 def _split_params(spec: BenchmarkSpec, groups: dict[str, tuple[str, ...]]) -> dict[str, dict[str, Any]]:
@@ -74,13 +77,23 @@ class Detector(nn.Module):
         return self.net(x)
 
 
+def detectnet_geometry(spec: BenchmarkSpec) -> tuple[int, int]:
+    """(cell side in image pixels, upsampling factor) of a detection spec's DetectNet grid."""
+    stride, upsample = (spec.model.params.get(key, default) for key, default in GEOMETRY.items())
+    try:
+        return cell_size(int(stride), int(upsample)), int(upsample)
+    except ValueError as error:
+        raise ConfigError(f"benchmark {spec.name}: model.params stride/upsample: {error}") from None
+
+
 class DetectionTask(Task):
     """Active-region boxes on full-disk magnetograms with DetectNet (coverage cross-entropy + box L1)."""
 
     def build_model(self, spec: BenchmarkSpec) -> nn.Module:
         if spec.model.name != "detectnet":
             raise ConfigError(f"benchmark {spec.name}: detection supports model detectnet, not {spec.model.name!r}")
-        params = _split_params(spec, {"net": ("width", "dropout"), "clustering": tuple(CLUSTERING)})
+        detectnet_geometry(spec)
+        params = _split_params(spec, {"net": ("width", "dropout", *GEOMETRY), "clustering": tuple(CLUSTERING)})
         return Detector(DetectNet(in_channels=len(spec.inputs), **params["net"]), params["clustering"])
 
     def inputs(self, spec: BenchmarkSpec, batch: dict[str, np.ndarray]) -> torch.Tensor:
@@ -90,15 +103,18 @@ class DetectionTask(Task):
         """Truth boxes (B, K_MAX, 4), NaN padded, and their DetectNet coverage/bbox/obj-norm maps."""
         boxes = padded_boxes(np.asarray(batch[spec.targets[0]]), min_box_area(spec), K_MAX)
         shape = np.asarray(batch[spec.inputs[0]]).shape[-2:]
+        cell, upsample = detectnet_geometry(spec)
         coverage = {**COVERAGE, **spec.training.params.get("coverage", {})}
-        maps = [detectnet_targets(b[np.isfinite(b).all(axis=1)], shape, STRIDE, **coverage) for b in boxes]
+        coverage["min_cvg_len"] = float(coverage["min_cvg_len"]) / upsample
+        maps = [detectnet_targets(b[np.isfinite(b).all(axis=1)], shape, cell, **coverage) for b in boxes]
         cov, bbox, norm = (torch.from_numpy(np.stack(parts)) for parts in zip(*maps))
         return {"boxes": torch.from_numpy(boxes), "coverage": cov, "bbox": bbox, "obj_norm": norm}
 
     def train_step(self, spec, model, optimizer, inputs, targets, generator):
         model.train()
         if spec.training.augment:
-            inputs, targets = _mirror_detection(inputs, targets, spec.training.params.get("flip_prob", 0.5), generator)
+            inputs, targets = _mirror_detection(inputs, targets, spec.training.params.get("flip_prob", 0.5),
+                                                detectnet_geometry(spec)[0], generator)
         optimizer.zero_grad(set_to_none=True)
         out = model(inputs)
         loss = detectnet_losses(out.coverage_logit, out.bbox, targets["coverage"], targets["bbox"], targets["obj_norm"])
@@ -113,11 +129,11 @@ class DetectionTask(Task):
         model.eval()
         with torch.no_grad():
             out = model(inputs)
-        clustering = getattr(model, "module", model).clustering
+        detector = getattr(model, "module", model)
         cov, bbox = out.coverage.float().cpu().numpy(), out.bbox.float().cpu().numpy()
         detections = np.full((len(cov), K_MAX, 5), np.nan, dtype=np.float32)
         for i in range(len(cov)):
-            found = decode_boxes(cov[i], bbox[i], stride=STRIDE, **clustering)
+            found = decode_boxes(cov[i], bbox[i], stride=detector.net.cell, **detector.clustering)
             order = np.argsort(-found.confidence, kind="stable")[:K_MAX]
             detections[i, :len(order), :4] = found.boxes[order]
             detections[i, :len(order), 4] = found.confidence[order]
@@ -152,12 +168,12 @@ class DetectionTask(Task):
         return records
 
 
-def _mirror_detection(inputs: torch.Tensor, targets: dict[str, torch.Tensor], probability: float,
+def _mirror_detection(inputs: torch.Tensor, targets: dict[str, torch.Tensor], probability: float, cell: int,
                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mirror images left-right with their DetectNet maps (DIGITS' ``flip_prob``).
 
     A mirrored cell's box corners relative to its own top-left corner are
-    ``(stride - x1, y0, stride - x0, y1)``.
+    ``(cell - x1, y0, cell - x0, y1)``.
     """
     flip = _flip_mask(len(inputs), probability, generator).to(inputs.device)
     if not flip.any():
@@ -168,7 +184,7 @@ def _mirror_detection(inputs: torch.Tensor, targets: dict[str, torch.Tensor], pr
                                width - boxes[flip][..., 0], boxes[flip][..., 3]], dim=-1)
     bbox = targets["bbox"].clone()
     mirrored = targets["bbox"][flip].flip(-1)
-    bbox[flip] = torch.stack([STRIDE - mirrored[:, 2], mirrored[:, 1], STRIDE - mirrored[:, 0], mirrored[:, 3]], dim=1)
+    bbox[flip] = torch.stack([cell - mirrored[:, 2], mirrored[:, 1], cell - mirrored[:, 0], mirrored[:, 3]], dim=1)
     bbox[flip] = torch.where(targets["coverage"][flip].flip(-1) > 0, bbox[flip], torch.zeros_like(bbox[flip]))
     out = {"boxes": boxes, "bbox": bbox}
     for key in ("coverage", "obj_norm"):
