@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,10 +13,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
-from heliobench.engine.data import KeptSplit
+from heliobench.engine.data import KeptSplit, iter_batches
 from heliobench.engine.evaluate import evaluate
+from heliobench.engine.loop import LoopContext
 from heliobench.engine.predict import predict_files
 from heliobench.engine.submit import submit
 from heliobench.engine.train import WORKER_KEEP_BYTES, keep_splits, train
@@ -49,6 +54,7 @@ def test_training_logs_everything(trained):
     assert int(run.data.params["n_parameters"]) > 0 and run.data.params["workers"] == "2"
     assert run.data.params["kept_splits"] == "train,val"  # tiny splits: read once, kept by the workers
     assert run.data.metrics["worker_hours"] > 0 and 0 <= run.data.metrics["data_wait_fraction"] <= 1
+    assert run.data.metrics["kept_epoch"] == 1  # training.keep: last
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "model")} | {a.path for a in client.list_artifacts(result.run_id, "figures")}
     assert artifacts == {"model/model.safetensors", "model/model.json", "figures/val_predictions.png"}
 
@@ -131,6 +137,59 @@ def test_resume_continues_from_the_last_checkpoint(trained, tiny_shards):
         train(tiny_spec(3), str(tiny_shards), workers=1, tracking_uri=uri, run_name="never-ran", resume=True)
     with pytest.raises(HelioBenchError, match="a run named 'tiny-run' exists under .*; use --resume"):
         train(tiny_spec(3), str(tiny_shards), workers=1, tracking_uri=uri, run_name="tiny-run")  # not silently continued
+
+
+class InProcessContext(LoopContext):
+    """The training loop in this process on numpy splits, keeping a copy of every checkpoint."""
+
+    def __init__(self, data: dict, out, restore=None) -> None:
+        self.data, self.out, self.restore, self.reported = data, out, restore, []
+
+    def train_batches(self, epoch, batch_size, seed):
+        return iter_batches(self.data["train"], batch_size, seed)
+
+    def val_batches(self, batch_size):
+        return iter_batches(self.data["val"], batch_size)
+
+    def latest_checkpoint(self):
+        return None
+
+    @contextlib.contextmanager
+    def restore_dir(self):
+        yield self.restore
+
+    def report(self, metrics, checkpoint_dir):
+        self.reported.append(metrics)
+        shutil.copytree(checkpoint_dir, self.out / f"epoch-{metrics['epoch']}")
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_keep_best_val_keeps_the_best_validation_epochs_weights(tiny_shards, tmp_path, direction):
+    from heliobench.engine.checkpoints import read_weights
+    from heliobench.engine.data import read_index, read_shards, split_uris
+    from heliobench.engine.loop import fit
+
+    index = read_index(str(tiny_shards))
+    # selected on the soft IoU, which changes every epoch (the tiny model's thresholded IoU stays put)
+    spec = tiny_spec(3).with_overrides(["training.keep=best_val"]).model_copy(
+        update={"primary_metric": "iou_pooled_soft", "direction": direction})
+    data = {s: read_shards(split_uris(index, s), ["sample_id", *spec.inputs, *spec.targets]) for s in ("train", "val")}
+    first = InProcessContext(data, tmp_path)
+    fit({"spec": spec.model_dump(mode="json")}, first)
+    values = [m["val_iou_pooled_soft"] for m in first.reported]
+    best = int(np.argmax(values) if direction == "maximize" else np.argmin(values))
+    assert len(set(values)) > 1  # the epochs differ, so the choice means something
+    state = json.loads((tmp_path / "epoch-2" / "state.json").read_text())
+    assert state["best"] == {"epoch": best, "value": values[best]}
+    kept, chosen = read_weights(tmp_path / "epoch-2" / "best"), read_weights(tmp_path / f"epoch-{best}")
+    assert kept.keys() == chosen.keys() and all(torch.equal(kept[k], chosen[k]) for k in kept)
+    # resumed, the best so far travels on: one more epoch either beats it or leaves it
+    again = InProcessContext(data, tmp_path / "resumed", restore=tmp_path / "epoch-2")
+    fit({"spec": spec.with_overrides(["training.epochs=4"]).model_dump(mode="json")}, again)
+    state = json.loads((tmp_path / "resumed" / "epoch-3" / "state.json").read_text())
+    values.append(again.reported[0]["val_iou_pooled_soft"])
+    best = int(np.argmax(values) if direction == "maximize" else np.argmin(values))
+    assert state["best"]["epoch"] == best and [m["epoch"] for m in again.reported] == [3]
 
 
 def test_evaluate_scores_the_test_split(trained, tiny_shards):

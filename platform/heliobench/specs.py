@@ -348,6 +348,9 @@ class TrainingSpec(_Strict):
     seed: int = 0
     workers: int = Field(default=2, ge=1)
     augment: bool = True
+    #: Which epoch's weights become the run's model: the last (``last``) or the one with the
+    #: best validation primary metric (``best_val``).
+    keep: Literal["last", "best_val"] = "last"
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -9,6 +9,7 @@ workers (data streamed with Ray Data, DDP across workers) and
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heliobench.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
+from heliobench.engine.checkpoints import BEST, load_checkpoint, read_weights, save_checkpoint, unwrap, weights
+from heliobench.errors import HelioBenchError
 from heliobench.models import build_model
 from heliobench.specs import BenchmarkSpec
 from heliobench.tasks import get_task
@@ -93,6 +95,23 @@ def validate(spec: BenchmarkSpec, model: torch.nn.Module, ctx: LoopContext) -> d
     return out
 
 
+def improves(value: float, best: dict | None, direction: str) -> bool:
+    """Whether a validation value beats the best so far (the first always does; NaN never
+    beats a number)."""
+    if best is None:
+        return True
+    if math.isnan(value):
+        return False
+    return math.isnan(best["value"]) or (value > best["value"] if direction == "maximize" else value < best["value"])
+
+
+def _val_primary(spec: BenchmarkSpec, metrics: dict[str, float]) -> float:
+    key = f"val_{spec.primary_metric}"
+    if key not in metrics:
+        raise HelioBenchError(f"benchmark {spec.name}: training.keep is best_val, but validation gives no {key}")
+    return float(metrics[key])
+
+
 def fit(config: dict, ctx: LoopContext) -> None:
     """Train ``config['spec']`` for ``training.epochs`` epochs, resuming from a checkpoint."""
     spec = BenchmarkSpec.model_validate(config["spec"])
@@ -105,10 +124,14 @@ def fit(config: dict, ctx: LoopContext) -> None:
     optimizer = task.optimizer(spec, model)
     history: list[dict] = []
     start = 0
+    best: dict | None = None  # epoch and value of the best validation primary metric (training.keep: best_val)
+    best_weights = None
     with ctx.restore_dir() as folder:
         if folder is not None:
             state = load_checkpoint(Path(folder), model, optimizer)
-            start, history = state["epoch"] + 1, state["history"]
+            start, history, best = state["epoch"] + 1, state["history"], state.get("best")
+            if best is not None:
+                best_weights = read_weights(Path(folder) / BEST)
             ctx.restored(start)
     for epoch in range(start, spec.training.epochs):
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch * 101 + ctx.rank)
@@ -138,8 +161,13 @@ def fit(config: dict, ctx: LoopContext) -> None:
             metrics |= validate(spec, model, ctx)
             history.append(metrics)
             ctx.log_epoch(metrics, epoch)
+            if spec.training.keep == "best_val":
+                value = _val_primary(spec, metrics)
+                if improves(value, best, spec.direction):
+                    best, best_weights = {"epoch": epoch, "value": value}, weights(model)
             with tempfile.TemporaryDirectory() as tmp:
-                save_checkpoint(Path(tmp), model, optimizer, config["spec"], {"epoch": epoch, "history": history})
+                save_checkpoint(Path(tmp), model, optimizer, config["spec"], {"epoch": epoch, "history": history, "best": best},
+                                best_weights)
                 ctx.report(metrics, Path(tmp))
         else:
             ctx.report(metrics, None)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlflow.entities import Metric, Param
 
-from heliobench.engine.checkpoints import load_weights, save_model
+from heliobench.engine.checkpoints import kept_weights_folder, load_weights, save_model
 from heliobench.engine.data import KeptSplit, check_compatible, columns, ray_split, read_index, read_shards, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench.errors import HelioBenchError
@@ -282,7 +282,7 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, index: dict, w
     task = get_task(spec.task)
     model = build_model(spec)
     with checkpoint.as_directory() as folder:
-        load_weights(model, Path(folder))
+        load_weights(model, kept_weights_folder(Path(folder), spec.training.keep))
         state = json.loads((Path(folder) / "state.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         save_model(model, spec.model_dump(mode="json"), Path(tmp) / "model")
@@ -295,6 +295,8 @@ def _finish(client, run_id: str, spec: BenchmarkSpec, checkpoint, index: dict, w
     client.log_batch(run_id, metrics=[
         Metric("worker_hours", workers * seconds / 3600, int(time.time() * 1000), 0),
         Metric("epochs_completed", state["epoch"] + 1, int(time.time() * 1000), 0),
+        # the epoch whose weights are the run's model (training.keep)
+        Metric("kept_epoch", (state.get("best") or state)["epoch"], int(time.time() * 1000), 0),
     ])
     client.set_terminated(run_id, "FINISHED")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlflow.entities import Param
 
-from heliobench.engine.checkpoints import save_model, load_weights
+from heliobench.engine.checkpoints import kept_weights_folder, load_weights, save_model
 from heliobench.engine.data import check_compatible, iter_batches, read_index, read_shards, split_uris
 from heliobench.engine.loop import LoopContext, fit
 from heliobench import logfile
@@ -173,7 +173,7 @@ def _close_runs_callback(tracking_uri: str):
                 spec = trial_spec(trial.config)
                 model = build_model(spec)
                 with trial.checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as tmp:
-                    load_weights(model, Path(folder))
+                    load_weights(model, kept_weights_folder(Path(folder), spec.training.keep))
                     save_model(model, spec.model_dump(mode="json"), Path(tmp) / "model")
                     runs.log_model_folder(client, run_id, Path(tmp) / "model")
             client.set_terminated(run_id, status)
