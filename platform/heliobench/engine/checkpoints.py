@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -51,7 +52,7 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         raise HelioBenchError(f"{path}: no model weights")
     try:
         return load_file(str(path))
-    except (RuntimeError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise HelioBenchError(f"{path}: unreadable weights ({exc})") from None
 
 
