@@ -45,6 +45,7 @@ Nmbr Lat    Lo
 1925 S12    250
 """
 VALID = datetime(2014, 1, 1, tzinfo=timezone.utc)
+HMI_JP2_NAME = "2022_08_02__10_47_53_000__SDO_HMI_HMI_magnetogram.jp2"
 #: Earth (the observer) from sunpy's ephemeris: B0 (deg) and distance (m).
 EARTH = {VALID: (-3.00486205574513, 147108174241.85962),
          VALID + timedelta(days=1): (-3.1216522194641447, 147106538959.9984),
@@ -387,21 +388,33 @@ def ar_shards(tmp_path_factory, tiny_catalog) -> Path:
     return out
 
 
-def test_train_evaluate_predict_end_to_end(ar_shards, tiny_archive, tmp_path, monkeypatch) -> None:
+@pytest.fixture(scope="module")
+def ar_runs(ar_shards, tmp_path_factory):
+    """A 1-epoch detector (every cell's box kept) and classifier trained on ``ar_shards``:
+    (detector, classifier, tracking URI)."""
+    from heliobench.engine.train import train
+
+    work = tmp_path_factory.mktemp("ar_runs")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    # every cell proposes a box and none is merged away, so predict has boxes to cut out
+    keep_all = [*DIGITS_GRID, "training.epochs=1", "model.params.threshold=0.0", "model.params.group_threshold=0"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HELIOBENCH_WORKSPACE", str(work))
+        detector = train(tiny("ar_detection", DETECTION_TINY + keep_all), str(ar_shards), workers=2, tracking_uri=uri)
+        classifier = train(tiny("ar_classification", CLASSIFICATION_TINY + ["training.epochs=1"]), str(ar_shards),
+                           workers=2, tracking_uri=uri)
+    return detector, classifier, uri
+
+
+def test_train_evaluate_predict_end_to_end(ar_runs, ar_shards, tiny_archive, tmp_path, monkeypatch) -> None:
     import sunpy.map
     from mlflow.tracking import MlflowClient
 
     from heliobench.engine.evaluate import evaluate
     from heliobench.engine.predict import predict_files
-    from heliobench.engine.train import train
 
     monkeypatch.setenv("HELIOBENCH_WORKSPACE", str(tmp_path))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # every cell proposes a box and none is merged away, so predict has boxes to cut out
-    keep_all = [*DIGITS_GRID, "training.epochs=1", "model.params.threshold=0.0", "model.params.group_threshold=0"]
-    detector = train(tiny("ar_detection", DETECTION_TINY + keep_all), str(ar_shards), workers=2, tracking_uri=uri)
-    classifier = train(tiny("ar_classification", CLASSIFICATION_TINY + ["training.epochs=1"]), str(ar_shards), workers=2,
-                       tracking_uri=uri)
+    detector, classifier, uri = ar_runs
     client = MlflowClient(uri)
     for run, key in ((detector, "val_ap_voc"), (classifier, "val_accuracy")):
         assert client.get_run(run.run_id).info.status == "FINISHED" and key in client.get_run(run.run_id).data.metrics
@@ -427,3 +440,18 @@ def test_train_evaluate_predict_end_to_end(ar_shards, tiny_archive, tmp_path, mo
     assert [r["input"] for r in records] == [Path(p).stem for p in pngs]
     assert all(sum(r["probabilities"].values()) == pytest.approx(1.0) for r in records)
     assert json.loads((tmp_path / "cls" / "classes.json").read_text())[0]["class"] == records[0]["class"]
+
+
+def test_the_detector_and_classifier_run_on_a_real_helioviewer_magnetogram(ar_runs, realdata, tmp_path, monkeypatch) -> None:
+    """The paper's input: a Helioviewer HMI magnetogram (JP2, 4096², 8-bit), registered by the
+    card's pipeline, boxed by DetectNet and each box classified."""
+    from heliobench.engine.predict import predict_files
+
+    monkeypatch.setenv("HELIOBENCH_WORKSPACE", str(tmp_path))
+    detector, classifier, uri = ar_runs
+    [record] = predict_files(load_benchmark("ar_detection"), detector.run_id, [str(realdata / "jp2" / HMI_JP2_NAME)],
+                             str(tmp_path / "out"), tracking_uri=uri, options={"classifier_run": classifier.run_id})
+    assert "error" not in record and Path(record["figure"]).read_bytes()[:4] == b"\x89PNG"
+    listing = json.loads(Path(record["detections_json"]).read_text())
+    assert len(listing) == len(record["boxes"]) == 16  # a 4 x 4 grid at 64 px, every cell kept
+    assert all(entry["class"] in ("Alpha", "Alpha-Gamma", "Beta", "Beta-Gamma") for entry in listing)
