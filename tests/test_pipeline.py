@@ -158,6 +158,11 @@ def test_shards_are_resumable(tiny_catalog, tiny_shards, tmp_path):
     img = t.column("aia_193").combine_chunks().to_numpy()
     mask = t.column("ch_mask").combine_chunks().to_numpy()
     assert img.shape[1:] == (64, 64) and mask.dtype.name == "uint8" and set(mask.ravel()) <= {0, 1}
+    # tensors byte-stream split without per-page statistics; text columns dictionary-encoded with them
+    chunks = {c.path_in_schema.split(".")[0]: c for g in range(pq.ParquetFile(shard).metadata.num_row_groups)
+              for c in (pq.ParquetFile(shard).metadata.row_group(g).column(i) for i in range(t.num_columns))}
+    assert "BYTE_STREAM_SPLIT" in chunks["aia_193"].encodings and not chunks["aia_193"].is_stats_set
+    assert "RLE_DICTIONARY" in chunks["sample_id"].encodings and chunks["sample_id"].is_stats_set
     digest = hashlib.sha256(shard.read_bytes()).hexdigest()
     shard.unlink()
     s = write_shards(str(tiny_catalog / "manifest.parquet"), load_card("sdo_sim"), str(tiny_shards), size_px=64, members=SEG, samples_per_shard=16, progress=False)

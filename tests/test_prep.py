@@ -19,6 +19,7 @@ from scipy import ndimage
 from sunpy.coordinates import frames
 from sunpy.map.header_helper import make_fitswcs_header
 
+from heliobench.binning import block_mean
 from heliobench.errors import ConfigError
 from heliobench.prep import (
     DISK_RADIUS_FRACTION,
@@ -422,6 +423,24 @@ def test_default_aia_pipeline_on_real_file(realdata):
     assert prepped == pytest.approx(raw, rel=0.05)
 
 
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", [AIA_FILE, "fits/aia/aia_171_cutout.fits"])
+def test_pipeline_load_gives_the_full_maps_result_on_real_aia(realdata, name):
+    """Real AIA files (uncompressed full disk; a RICE row-tiled JSOC cutout) loaded binned give
+    the full Map's preprocessed pixels, and the box means are block_mean's to the bit."""
+    from heliobench.archive.readers import read_map
+    from heliobench.archive.readers.containers import open_image
+
+    raw = (realdata / name).read_bytes()
+    pipeline = default_pipeline("AIA", 64)
+    image = pipeline.load(raw, name)
+    assert image.binning > 1
+    full = read_map(raw, name)
+    np.testing.assert_array_equal(pipeline.run(image)[0].data, pipeline.run(full)[0].data, strict=True)
+    np.testing.assert_array_equal(open_image(raw, name).box_means(image.binning),
+                                  block_mean(np.asarray(full.data, dtype=np.float32), image.binning), strict=True)
+
+
 def flipped_like_hmi(smap: sunpy.map.GenericMap) -> sunpy.map.GenericMap:
     """The same observation stored upside down, as HMI stores it (CROTA2 = 180)."""
     meta = smap.meta.copy()
@@ -542,12 +561,10 @@ def _transform_label_reference(register: Register, mask: np.ndarray, image: Prep
 
 
 def test_block_mean_equals_box_mean_up_to_rounding():
-    from heliobench.prep.register import _block_mean
-
     data = np.random.default_rng(3).normal(1000.0, 300.0, (203, 331)).astype(np.float32)
     data[5, 7] = np.nan
-    for block in (1, 2, 4, 16):
-        got, want = _block_mean(data, block), _box_mean_reference(data, block)
+    for block in (1, 2, 3, 4, 8, 9, 16):
+        got, want = block_mean(data, block), _box_mean_reference(data, block)
         assert got.shape == want.shape and got.dtype == np.float32
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=2e-6, equal_nan=True)
@@ -642,9 +659,12 @@ def test_reader_rice_rows_decode_what_astropy_decodes(case, monkeypatch):
     expected_dtype = np.float32 if want.dtype == np.float64 else want.dtype
     for chunk in (containers._CHUNK_PIXELS, 500):  # one chunk; chunks of 5 or 1 tiles, the last one short
         monkeypatch.setattr(containers, "_CHUNK_PIXELS", chunk)
-        got = containers.open_image(raw, "mem://x.fits").decode()
+        image = containers.open_image(raw, "mem://x.fits")
+        got = image.decode()
         assert got.dtype == expected_dtype and got.flags.writeable
         np.testing.assert_array_equal(got, want.astype(expected_dtype), strict=True)
+        for block in (2, 3, 7):  # box means while decoding: block_mean's numbers to the bit, partial boxes dropped
+            np.testing.assert_array_equal(image.box_means(block), block_mean(got.astype(np.float32), block), strict=True)
 
 
 def test_reader_leaves_other_compressions_to_astropy():
@@ -657,4 +677,6 @@ def test_reader_leaves_other_compressions_to_astropy():
         raw = _fits_bytes(fits.CompImageHDU(data, compression_type=kind))
         with fits.open(__import__("io").BytesIO(raw), disable_image_compression=True) as hdul:
             assert containers._rice_image(raw, hdul[1].header, hdul[1].fileinfo()["datLoc"]) is None
-        np.testing.assert_array_equal(containers.open_image(raw, "mem://x.fits").decode(), _astropy_pixels(raw))
+        image = containers.open_image(raw, "mem://x.fits")
+        np.testing.assert_array_equal(image.decode(), _astropy_pixels(raw))
+        np.testing.assert_array_equal(image.box_means(4), block_mean(_astropy_pixels(raw), 4))

@@ -135,6 +135,25 @@ def test_rice_compressed_aia_like_file_as_map() -> None:
     assert np.array_equal(smap.data, data)
 
 
+@pytest.mark.parametrize("instrument, cards, channel", [("AIA", AIA_CARDS, "171"), ("HMI", HMI_CARDS, "magnetogram")])
+def test_pipeline_load_bins_while_decoding_with_the_full_maps_result(instrument: str, cards: dict, channel: str) -> None:
+    """Shard writing and predict load RICE images binned as they are decoded: the same
+    preprocessed pixels as the full-resolution Map, to the bit."""
+    from heliobench.prep import ClipScale, Pipeline, default_pipeline
+    from heliobench.prep.base import PrepError
+
+    raw, uri = _compressed(_disk_image(), cards), "mem://sim/x.fits"
+    pipeline = default_pipeline(instrument, 64, channel)  # a 100.7 px radius onto 25.4 px: 3 x 3 boxes
+    image = pipeline.load(raw, uri)
+    assert image.binning == 3 and image.data.shape == (85, 85)  # the last row and column of 256 make no box
+    got, want = pipeline.run(image)[0], pipeline.run(read_map(raw, uri))[0]
+    assert got.binning == 1 and got.data.shape == (64, 64)
+    np.testing.assert_array_equal(got.data, want.data, strict=True)
+    with pytest.raises(PrepError, match="binned 3 x 3 .* bins its input 1 x 1"):
+        Pipeline([ClipScale(0, 1, 0, 1)]).run(image)
+    assert default_pipeline(instrument, 256, channel).load(raw, uri).binning == 1  # no boxes: the pixels as decoded
+
+
 def test_hmi_like_file_rotated_by_180_degrees() -> None:
     raw = _compressed(_disk_image(), HMI_CARDS)
     record = read_header(raw, "mem://sim/hmi.fits")

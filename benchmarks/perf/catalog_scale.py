@@ -16,9 +16,10 @@ then :func:`heliobench.catalog.pairing.pair` + :func:`heliobench.catalog.splits.
 (the card is ``sdo_sim``'s 10 observation members; the scheme splits the synthetic years
 70/15/15 with a Carrington-rotation buffer). Pairing reads only the columns and rows it
 needs from the parquet file, so its time includes that reading. Measured: the wall time of
-pair + assign_splits (fastest of 2), the process's peak RSS over everything (Linux
-``VmHWM``: imports, load, pairing, splits), against the in-memory size of the whole
-table (polars estimate, noted when the catalog is built). The largest size also runs
+pair + assign_splits (fastest of 5: the 1M baseline takes a fifth of a second, within the
+machine's noise, and its first pass runs a third slower than later ones), the process's
+peak RSS over everything (Linux ``VmHWM``: imports, load, pairing, splits), against the
+in-memory size of the whole table (polars estimate, noted when the catalog is built). The largest size also runs
 under cProfile to say which call dominates.
 """
 
@@ -178,7 +179,7 @@ def build_child(n_rows: int, folder: str) -> dict[str, Any]:
     return {"folder": folder, "bytes": (Path(folder) / "catalog.parquet").stat().st_size} | json.loads(info.read_text())
 
 
-def measure_child(folder: str, profile: bool = False, repeats: int = 2) -> dict[str, Any]:
+def measure_child(folder: str, profile: bool = False, repeats: int = 5) -> dict[str, Any]:
     """``heliobench split``'s work on a catalog folder: ``load_catalog``, then pair + assign_splits
     timed (fastest of ``repeats``), and the process's peak RSS over all of it."""
     import cProfile

@@ -19,9 +19,10 @@ numbers are steady-state throughput, not Ray start-up.
 * sequential loop: ``sunpy.map.Map(file)`` + the same pipelines (``member_pipelines``) +
   ``np.save`` of the result, one file after another, as published works prepare data;
 * decode ceilings: the same files decoded by 1 process and by a pool of 2 processes, with
-  HelioBench's reader (bytes, header and RICE row tiles, what shard writing does before
-  preprocessing: the ceiling its targets refer to) and with astropy
-  (``fits.open(file)`` + ``np.array(hdu.data)``);
+  HelioBench's reader (bytes, header and RICE row tiles to the full-resolution image: the
+  ceiling the shard targets refer to; shard writing averages each chunk of rows as it is
+  decoded instead, ``ImageFile.box_means``) and with astropy (``fits.open(file)`` +
+  ``np.array(hdu.data)``);
 * linearity: header cataloguing of 1x, 4x and 16x days of the 1024² archive, time per file.
 
 Every measurement of the 1- and 2-CPU configurations runs in each of 2 rounds (round-robin
@@ -239,20 +240,20 @@ def _sequential_pass(uris, keys, pipelines, labels, folder) -> dict[str, Any]:
     return {"files": files, "map_s": map_s, "prep_s": prep_s, "save_s": save_s, "seconds": map_s + prep_s + save_s}
 
 
-#: Where the time of one shard sample goes: (label, file suffix, function), cumulative times summed.
-#: The parts do not overlap; ``PROFILE_DETAILS`` are parts of parts, reported beside them.
+#: Where the time of one shard sample goes: (label, file suffix, function, calling function or
+#: None for every caller), cumulative times summed. The parts do not overlap; ``PROFILE_DETAILS``
+#: are parts of parts, reported beside them.
 PROFILE_PARTS = (
-    ("read bytes", "heliobench/storage.py", "read_bytes"),
-    ("decode images (RICE)", "readers/containers.py", "_fits_data"),
-    ("headers + sunpy Map", "readers/images.py", "understand"),
-    ("headers + sunpy Map", "readers/images.py", "_to_map"),
-    ("preprocessing images", "prep/pipeline.py", "run"),
-    ("label files (read, Map, register)", "prep/labels/__init__.py", "encode_label"),
+    ("read bytes", "heliobench/storage.py", "read_bytes", None),
+    ("decode images (RICE, binned while decoded)", "readers/images.py", "decode_pixels", None),
+    ("headers + sunpy Map", "readers/images.py", "read_geometry", None),
+    ("PrepImage from the Map (sunpy WCS)", "prep/image.py", "from_map", "load"),
+    ("preprocessing images", "prep/pipeline.py", "run", None),
+    ("label files (read, Map, register)", "prep/labels/__init__.py", "encode_label", None),
 )
 PROFILE_DETAILS = (
-    ("of which PrepImage.from_map (sunpy WCS)", "prep/image.py", "from_map"),
-    ("of which register", "prep/register.py", "apply"),
-    ("of which register labels", "prep/register.py", "transform_label"),
+    ("of which register", "prep/register.py", "apply", None),
+    ("of which register labels", "prep/register.py", "transform_label", None),
 )
 
 
@@ -283,10 +284,11 @@ def profile_child(row: dict[str, str], keys: list[str], size_px: int) -> dict[st
 
     def summed(spec) -> dict[str, float]:
         out: dict[str, float] = {}
-        for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-            for label, suffix, name in spec:
+        for (file, _line, func), (_cc, _nc, _tt, ct, callers) in stats.stats.items():
+            for label, suffix, name, caller in spec:
                 if func == name and file.endswith(suffix):
-                    out[label] = out.get(label, 0.0) + ct
+                    seconds = ct if caller is None else sum(c[3] for (_f, _l, f), c in callers.items() if f == caller)
+                    out[label] = out.get(label, 0.0) + seconds
         return out
 
     parts = summed(PROFILE_PARTS)

@@ -80,8 +80,6 @@ def wcs_header(image: PrepImage) -> fits.Header:
 
 def _input_image(uri: str, pipeline: Pipeline, size_px: int) -> InputImage:
     """One input read and preprocessed; a :class:`StageFailure` naming it when it is bad."""
-    from heliobench.archive.readers import read_map
-
     with stage("read", uri):
         raw = read_bytes(uri)
     stem = Path(uri).name.split(".")[0]
@@ -89,9 +87,9 @@ def _input_image(uri: str, pipeline: Pipeline, size_px: int) -> InputImage:
         with stage("decode", uri):
             return InputImage(stem, _raster(raw, uri, size_px), None)
     with stage("map", uri):
-        smap = read_map(raw, uri)
+        image = pipeline.load(raw, uri)
     with stage("preprocess", uri):
-        image, _ = pipeline.run(smap)
+        image, _ = pipeline.run(image)
     return InputImage(stem, image.data, image)
 
 

@@ -29,6 +29,10 @@ class PrepImage:
     maps a pixel offset ``p`` to helioprojective offsets in arcsec as
     ``diag(scale_arcsec) @ rotation_matrix @ p`` (FITS CDELT and PC). Pixels are assumed
     square where a radius in pixels is needed (``disk_radius_px``).
+
+    ``binning`` > 1: ``data`` holds the means over binning x binning boxes of the image the
+    geometry describes (``ImageFile.box_means``, for a registration that averages those
+    boxes first); only :class:`~heliobench.prep.register.Register` takes such an image.
     """
 
     data: np.ndarray  # float32, shape (ny, nx)
@@ -43,6 +47,7 @@ class PrepImage:
     channel: str
     exposure_s: float | None
     display_scaled: bool = False  # display values (HB_PIXEL = 'display'): no photometric calibration applies
+    binning: int = 1  # data: means over binning x binning boxes of the described image
 
     @classmethod
     def from_map(

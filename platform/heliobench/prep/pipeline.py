@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from heliobench.errors import ConfigError
-from heliobench.prep.base import GeometricStep, Step, canonical_json, positive_int, sha256_text
+from heliobench.prep.base import GeometricStep, PrepError, Step, canonical_json, positive_int, sha256_text
 from heliobench.prep.calibrate import DegradationCorrection, ExposureNormalize
 from heliobench.prep.image import PrepImage
 from heliobench.prep.limb import LimbDarkeningNormalize
@@ -80,11 +80,35 @@ class Pipeline:
         """One dict per step, ``{"step", "version", **params, "hash"}``; ``from_config`` rebuilds it."""
         return [{"step": s.name, "version": s.version, **s.params, "hash": s.hash} for s in self.steps]
 
+    def load(self, raw: bytes, uri: str) -> PrepImage:
+        """Observation file ``uri`` (its bytes ``raw``) as the image :meth:`run` takes: the
+        geometry from its header, the pixels decoded and checked, already binned by
+        :meth:`input_binning` (RICE images are averaged while they are decoded: the same
+        numbers without ever holding the full-resolution image). Bad files raise
+        :class:`~heliobench.errors.ReaderError` or :class:`~heliobench.prep.base.PrepError`."""
+        from heliobench.archive.readers.images import decode_pixels, read_geometry
+
+        smap, file = read_geometry(raw, uri)
+        image = PrepImage.from_map(smap)
+        binning = self.input_binning(image)
+        return image.with_data(decode_pixels(file, binning), binning=binning)
+
+    def input_binning(self, image: PrepImage) -> int:
+        """The box size the pipeline averages ``image`` over before anything else: a first
+        registration's :meth:`Register.box_size`, else 1. An image handed to :meth:`run`
+        binned by it (``PrepImage.binning``) gives the same result as the full image."""
+        first = self.steps[0] if self.steps else None
+        return first.box_size(image) if isinstance(first, Register) else 1
+
     def run(
         self, source: sunpy.map.GenericMap | PrepImage, mask: np.ndarray | None = None
     ) -> tuple[PrepImage, np.ndarray | None]:
         """The preprocessed image and, if given, the label ``mask`` carried along the geometric steps."""
         image = _as_image(source)
+        if image.binning != 1 and (mask is not None or image.binning != self.input_binning(image)):
+            raise PrepError(f"{image.observation}: an image binned {image.binning} x {image.binning} (with "
+                            f"{'a' if mask is not None else 'no'} label mask) does not fit this pipeline, which "
+                            f"bins its input {self.input_binning(image)} x {self.input_binning(image)}")
         for step in self.steps:
             if mask is not None and isinstance(step, GeometricStep):
                 mask = step.transform_label(mask, image)

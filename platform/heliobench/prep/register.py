@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from heliobench.binning import block_mean, block_sum
 from heliobench.errors import ConfigError
 from heliobench.prep.base import GeometricStep, PrepError, int_in_range, positive_int, positive_number
 from heliobench.prep.image import PrepImage
@@ -86,9 +87,16 @@ class Register(GeometricStep):
         return image.rsun_arcsec / self.params["radius_px"]
 
     def apply(self, image: PrepImage) -> PrepImage:
-        """The registered image; its geometry says north up, Sun centred, new plate scale."""
+        """The registered image; its geometry says north up, Sun centred, new plate scale.
+
+        An image already binned by :meth:`box_size` (``PrepImage.binning``) is not averaged again.
+        """
         plan = self._plan(image)
-        data = _resample(_block_mean(image.data, plan.block), plan, self.params["order"], np.nan)
+        if image.binning not in (1, plan.block):
+            raise PrepError(f"{image.observation}: the image is binned {image.binning} x {image.binning}, "
+                            f"registration averages {plan.block} x {plan.block} boxes")
+        boxes = image.data if image.binning == plan.block else block_mean(image.data, plan.block)
+        data = _resample(boxes, plan, self.params["order"], np.nan)
         scale = self.output_scale_arcsec(image)
         centre = (self.params["size_px"] - 1) / 2
         return image.with_data(
@@ -98,6 +106,7 @@ class Register(GeometricStep):
             reference_px=(centre, centre),
             reference_arcsec=(0.0, 0.0),
             disk_center_px=(centre, centre),
+            binning=1,
         )
 
     def transform_label(self, mask: np.ndarray, image: PrepImage) -> np.ndarray:
@@ -113,10 +122,22 @@ class Register(GeometricStep):
             )
         plan = self._plan(image)
         labels, shares = _label_shares(mask, plan.block)
-        shares = np.stack([_resample(share, plan, 1, 0.0) for share in shares])
-        out = labels[shares.argmax(axis=0)]
-        out[shares.sum(axis=0) < 0.5] = 0
+        # argmax over the labels' shares, one label at a time: the first largest share wins, as
+        # with np.argmax, at a fraction of the cost of numpy's reduction over a short outer axis
+        best = _resample(shares[0], plan, 1, 0.0)
+        winner, total = np.zeros(best.shape, dtype=np.intp), best.copy()
+        for index, share in enumerate(shares[1:], start=1):
+            share = _resample(share, plan, 1, 0.0)
+            larger = share > best
+            winner[larger], best = index, np.maximum(best, share)
+            total += share
+        out = labels[winner]
+        out[total < 0.5] = 0
         return out.astype(mask.dtype)
+
+    def box_size(self, image: PrepImage) -> int:
+        """k: the input is averaged over k x k boxes first, the integer part of the output/input pixel-size ratio."""
+        return max(1, math.floor(self.output_scale_arcsec(image) / max(abs(s) for s in image.scale_arcsec) + 1e-6))
 
     def _plan(self, image: PrepImage) -> _Resampling:
         """The box size and, for every output pixel, its position on the box-averaged input."""
@@ -128,32 +149,14 @@ class Register(GeometricStep):
         size = self.params["size_px"]
         centre = np.full(2, (size - 1) / 2)
         offset = np.asarray(image.disk_center_px) - to_input @ centre
-        block = max(1, math.floor(scale / max(abs(s) for s in image.scale_arcsec) + 1e-6))
+        block = self.box_size(image)
         # Box b of the block-averaged image is centred on input pixel block * b + (block - 1) / 2.
         to_block, block_offset = to_input / block, (offset - (block - 1) / 2) / block
-        rows, cols = np.indices((size, size), dtype=float)
-        x = to_block[0, 0] * cols + to_block[0, 1] * rows + block_offset[0]
-        y = to_block[1, 0] * cols + to_block[1, 1] * rows + block_offset[1]
-        return _Resampling(block, np.stack([y, x]))
-
-
-def _block_mean(data: np.ndarray, block: int) -> np.ndarray:
-    """Mean over non-overlapping block x block boxes (trailing partial boxes dropped).
-
-    The ``block`` rows of a box row are added first (whole image rows at a time, which
-    numpy vectorises), then the columns of each box: 4x faster than summing each box's
-    columns first, the same up to float rounding.
-    """
-    if block == 1:
-        return data
-    return _block_sum(data, block) / np.float32(block * block)
-
-
-def _block_sum(data: np.ndarray, block: int, dtype: type | None = None) -> np.ndarray:
-    """Sum over non-overlapping block x block boxes (trailing partial boxes dropped), in ``dtype``."""
-    ny, nx = data.shape[0] // block, data.shape[1] // block
-    rows = data[: ny * block, : nx * block].reshape(ny, block, nx * block).sum(axis=1, dtype=dtype)
-    return rows.reshape(ny, nx, block).sum(axis=2, dtype=dtype)
+        pixels = np.arange(size, dtype=float)
+        coords = np.empty((2, size, size))
+        for axis, (along_cols, along_rows) in enumerate((to_block[1], to_block[0])):  # y, then x
+            np.add.outer(along_rows * pixels + block_offset[1 - axis], along_cols * pixels, out=coords[axis])
+        return _Resampling(block, coords)
 
 
 def _label_shares(mask: np.ndarray, block: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -168,10 +171,10 @@ def _label_shares(mask: np.ndarray, block: int) -> tuple[np.ndarray, list[np.nda
     area = block * block
     count = np.uint16 if area <= np.iinfo(np.uint16).max else np.int64
     if len(labels) == 2 and labels[0] == 0 and labels[1] == 1:  # a 0/1 mask: count the ones, the zeros are the rest
-        ones = _block_sum(mask.view(np.uint8) if mask.dtype == bool else mask, block, count)
+        ones = block_sum(mask.view(np.uint8) if mask.dtype == bool else mask, block, count)
         counts = [area - ones.astype(np.int64), ones]
     else:
-        counts = [_block_sum((mask == v).view(np.uint8), block, count) for v in labels]
+        counts = [block_sum((mask == v).view(np.uint8), block, count) for v in labels]
     return labels, [c.astype(np.float32) / np.float32(area) for c in counts]
 
 
@@ -193,7 +196,26 @@ def _resample(data: np.ndarray, plan: _Resampling, order: int, cval: float) -> n
 
 
 def _sample(data: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
-    return ndimage.map_coordinates(data, coords, order=order, mode="nearest").astype(np.float32, copy=False)
+    """``data`` at ``coords`` (spline ``order``), positions beyond the edges clamped to them.
+
+    Bilinear sampling (order 1) runs on torch's ``grid_sample`` (float32 pixels, positions
+    within 2e-5 px), 8x faster than scipy's spline machinery on a 256² grid; the same
+    interpolation as ``map_coordinates(order=1, mode="nearest")``. Other orders use scipy.
+    """
+    if order != 1:
+        return ndimage.map_coordinates(data, coords, order=order, mode="nearest").astype(np.float32, copy=False)
+    import torch
+
+    # grid_sample with align_corners: -1 and 1 are the centres of the first and last pixel; (x, y) last
+    grid = np.empty((*coords.shape[1:], 2), dtype=np.float32)
+    for axis, length in enumerate(data.shape):
+        np.multiply(coords[axis], 2 / max(length - 1, 1), out=grid[..., 1 - axis], casting="same_kind")
+    grid -= 1
+    image = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None, None]
+    with torch.no_grad():
+        out = torch.nn.functional.grid_sample(image, torch.from_numpy(grid)[None], mode="bilinear",
+                                              padding_mode="border", align_corners=True)
+    return out[0, 0].numpy()
 
 
 def _label_values(mask: np.ndarray) -> np.ndarray:

@@ -72,6 +72,27 @@ def read_map(raw: bytes, uri: str) -> sunpy.map.GenericMap:
     return _to_map(observation, data)
 
 
+def read_geometry(raw: bytes, uri: str) -> tuple[sunpy.map.GenericMap, ImageFile]:
+    """The observation's Map over a zero-cost stand-in of its pixels (every keyword, no
+    pixel decoded), and its file, whose pixels :func:`decode_pixels` gives."""
+    observation = understand(open_image(raw, uri))
+    stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape)
+    return _to_map(observation, stand_in), observation.image
+
+
+def decode_pixels(image: ImageFile, binning: int = 1) -> np.ndarray:
+    """The checked pixels of ``image`` (:func:`.validation.check_pixels`) or, with ``binning``
+    > 1, their means over binning x binning boxes (:meth:`ImageFile.box_means`)."""
+    if binning == 1:
+        data = image.decode()
+        validation.check_pixels(data, image.uri)
+        return data
+    means = image.box_means(binning)
+    if not np.isfinite(means).any():  # every box holds a NaN: say whether any pixel is finite
+        validation.check_pixels(image.decode(), image.uri)
+    return means
+
+
 def understand(image: ImageFile) -> Observation:
     """Identify instrument, channel and time of ``image``, repair its header and check the
     keywords sunpy will use (:mod:`.validation`)."""
