@@ -135,6 +135,26 @@ def test_rice_compressed_aia_like_file_as_map() -> None:
     assert np.array_equal(smap.data, data)
 
 
+@pytest.mark.parametrize("stamp", ["2012-03-07T00:00:01.34", "2012-03-07T00:00:01", "2016-12-31T23:59:59.999999",
+                                   "2012-03-07T00:00:01.1234567", "2012-03-07 00:00:01.5", "2012-03-07T00:00:01.5Z",
+                                   "2012-03-07T00:00", "2016-12-31T23:59:60.5", "2012-02-30T00:00:00", "2012-03-07T00:00:01.x"])
+def test_observation_time_is_astropys_whichever_path_parses_it(stamp: str) -> None:
+    """Plain ISO times take a fast path (datetime.fromisoformat); every stamp gives what astropy gives, or its error."""
+    from astropy.time import Time
+
+    from heliobench.archive.readers.keywords import observation_time
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
+    except Exception:  # noqa: BLE001 - astropy's errors come in several types
+        with pytest.raises(ReaderError, match="is not a valid date and time"):
+            observation_time({"DATE-OBS": stamp}, "mem://x.fits")
+        return
+    assert observation_time({"DATE-OBS": stamp}, "mem://x.fits") == want
+
+
 @pytest.mark.parametrize("instrument, cards, channel", [("AIA", AIA_CARDS, "171"), ("HMI", HMI_CARDS, "magnetogram")])
 def test_pipeline_load_bins_while_decoding_with_the_full_maps_result(instrument: str, cards: dict, channel: str) -> None:
     """Shard writing and predict load RICE images binned as they are decoded: the same

@@ -263,10 +263,7 @@ def profile_child(row: dict[str, str], keys: list[str], size_px: int) -> dict[st
     import io
     import pstats
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from heliobench.shards import member_pipelines, prepare_sample
+    from heliobench.shards import encode_shard, member_pipelines, prepare_sample
 
     card = bench_card()
     card = card.model_copy(update={"members": [m for m in card.members if m.key in keys]})
@@ -277,7 +274,7 @@ def profile_child(row: dict[str, str], keys: list[str], size_px: int) -> dict[st
     profiler.enable()
     arrays = prepare_sample(card, row, pipelines)
     t1 = time.perf_counter()
-    pq.write_table(pa.table({k: [a.ravel()] for k, a in arrays.items()}), io.BytesIO(), compression="zstd")
+    encode_shard("train", [row], {k: [a] for k, a in arrays.items()})
     profiler.disable()
     total = time.perf_counter() - t0
     stats = pstats.Stats(profiler, stream=io.StringIO())
@@ -292,7 +289,7 @@ def profile_child(row: dict[str, str], keys: list[str], size_px: int) -> dict[st
         return out
 
     parts = summed(PROFILE_PARTS)
-    parts["parquet write (zstd)"] = total - (t1 - t0)
+    parts["shard file (parquet, zstd)"] = total - (t1 - t0)
     parts["other"] = max(0.0, total - sum(parts.values()))
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(8)

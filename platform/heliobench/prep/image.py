@@ -51,12 +51,14 @@ class PrepImage:
 
     @classmethod
     def from_map(
-        cls, smap: sunpy.map.GenericMap, instrument: str | None = None, channel: str | None = None
+        cls, smap: sunpy.map.GenericMap, instrument: str | None = None, channel: str | None = None,
+        obs_time: datetime | None = None,
     ) -> PrepImage:
         """Read pixels and geometry from a sunpy Map with a helioprojective WCS.
 
-        ``instrument`` and ``channel`` override what is guessed from the header (pass the
-        catalog's values where they are known). A map in any other frame (a CEA patch in
+        ``instrument``, ``channel`` and ``obs_time`` (UTC) override what is guessed from the
+        header (pass the catalog's values where they are known: sunpy's ``date`` parses the
+        header's time again). A map in any other frame (a CEA patch in
         heliographic degrees) is a :class:`~heliobench.prep.base.PrepError`: its pixels
         are not on the disk as seen from the observer.
         """
@@ -84,7 +86,7 @@ class PrepImage:
             reference_arcsec=reference_arcsec,
             disk_center_px=(float(centre[0][0]), float(centre[1][0])),
             rsun_arcsec=float(smap.rsun_obs.to_value(u.arcsec)),
-            obs_time=smap.date.utc.to_datetime(timezone=timezone.utc),
+            obs_time=obs_time or smap.date.utc.to_datetime(timezone=timezone.utc),
             instrument=name,
             channel=channel or _channel_name(smap, name),
             exposure_s=None if smap.exposure_time is None else float(smap.exposure_time.to_value(u.s)),

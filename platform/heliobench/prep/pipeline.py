@@ -82,16 +82,17 @@ class Pipeline:
 
     def load(self, raw: bytes, uri: str) -> PrepImage:
         """Observation file ``uri`` (its bytes ``raw``) as the image :meth:`run` takes: the
-        geometry from its header, the pixels decoded and checked, already binned by
+        geometry from its header, instrument, channel and time as the catalog records them
+        (the reader's), the pixels decoded and checked, already binned by
         :meth:`input_binning` (RICE images are averaged while they are decoded: the same
         numbers without ever holding the full-resolution image). Bad files raise
         :class:`~heliobench.errors.ReaderError` or :class:`~heliobench.prep.base.PrepError`."""
         from heliobench.archive.readers.images import decode_pixels, read_geometry
 
-        smap, file = read_geometry(raw, uri)
-        image = PrepImage.from_map(smap)
+        smap, observation = read_geometry(raw, uri)
+        image = PrepImage.from_map(smap, observation.instrument, observation.channel, observation.obs_time)
         binning = self.input_binning(image)
-        return image.with_data(decode_pixels(file, binning), binning=binning)
+        return image.with_data(decode_pixels(observation.image, binning), binning=binning)
 
     def input_binning(self, image: PrepImage) -> int:
         """The box size the pipeline averages ``image`` over before anything else: a first

@@ -7,8 +7,10 @@ WCS's linear part (CDELT, PC/CROTA) around the disk centre, after a box average 
 integer reduction factor so that strong downsampling does not alias.
 
 Performance: on the 2-core development machine, registering a 4096² float32 array to
-256² (16 x 16 box mean, then bilinear) takes about 0.07 s; sunpy's
-``Map.rotate(recenter=True)`` followed by ``Map.resample`` on the same array takes 13 s.
+256² (16 x 16 box mean, then bilinear) takes about 7 ms (the box mean 5 ms, the bilinear
+sampling 0.3 ms); sunpy's ``Map.rotate(recenter=True)`` followed by ``Map.resample`` on the
+same array takes 13 s. Shard writing hands over RICE images already box-averaged while they
+were decoded (:meth:`heliobench.prep.pipeline.Pipeline.load`).
 """
 
 from __future__ import annotations

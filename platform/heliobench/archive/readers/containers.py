@@ -47,7 +47,7 @@ class ImageFile:
     shape: tuple[int, int]  # (ny, nx)
     decode: Callable[[], np.ndarray]  # the pixels in native byte order, row 0 at the bottom (FITS convention)
     stored_floats: np.ndarray | None = None  # uncompressed float pixels as stored (a view of the bytes), else None
-    #: ``block`` -> box means while decoding, for files whose pixels can be averaged that way (FITS), else None
+    #: ``block`` -> box means computed while decoding (tile-compressed FITS), else None: see ``box_means``
     decode_box_means: Callable[[int], np.ndarray] | None = None
 
     def box_means(self, block: int) -> np.ndarray:

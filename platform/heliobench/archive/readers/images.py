@@ -7,6 +7,7 @@ Map (for the record, over a zero-cost stand-in array of the right shape).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import warnings
@@ -72,12 +73,12 @@ def read_map(raw: bytes, uri: str) -> sunpy.map.GenericMap:
     return _to_map(observation, data)
 
 
-def read_geometry(raw: bytes, uri: str) -> tuple[sunpy.map.GenericMap, ImageFile]:
+def read_geometry(raw: bytes, uri: str) -> tuple[sunpy.map.GenericMap, Observation]:
     """The observation's Map over a zero-cost stand-in of its pixels (every keyword, no
-    pixel decoded), and its file, whose pixels :func:`decode_pixels` gives."""
+    pixel decoded), and the observation, whose pixels :func:`decode_pixels` gives."""
     observation = understand(open_image(raw, uri))
     stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape)
-    return _to_map(observation, stand_in), observation.image
+    return _to_map(observation, stand_in), observation
 
 
 def decode_pixels(image: ImageFile, binning: int = 1) -> np.ndarray:
@@ -114,15 +115,22 @@ def understand(image: ImageFile) -> Observation:
 
 @contextmanager
 def quiet_sunpy() -> Iterator[None]:
-    """Silence sunpy's notes about assumed metadata (the record states what was used)."""
-    level = sunpy.log.level
-    sunpy.log.setLevel("ERROR")
+    """Silence sunpy's notes about assumed metadata (the record states what was used).
+
+    A filter on sunpy's logger rather than ``setLevel``: setting a level clears the cache of
+    every logger in the process (hundreds under Ray), which cost more than building the Map.
+    """
+    sunpy.log.addFilter(_errors_only)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        sunpy.log.setLevel(level)
+        sunpy.log.removeFilter(_errors_only)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _to_map(observation: Observation, data: np.ndarray) -> sunpy.map.GenericMap:

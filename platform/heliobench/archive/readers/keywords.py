@@ -9,6 +9,7 @@ cannot do without is missing or malformed.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -64,12 +65,30 @@ def observation_time(header: Header, uri: str) -> datetime:
     time_of_day = text(header, "TIME-OBS", "TIME_OBS")
     stamp = f"{value}T{time_of_day}" if time_of_day and "T" not in value and ":" not in value else value
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ERFA's "dubious year": the range is checked below
-            when = Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
+        when = _plain_iso_time(stamp.removesuffix("Z"))
+        if when is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ERFA's "dubious year": the range is checked below
+                when = Time(stamp.removesuffix("Z"), scale="utc").to_datetime(timezone=timezone.utc)
     except Exception:  # noqa: BLE001 - astropy rejects malformed and out-of-range times with several types
         raise ReaderError(uri, f"{key}={value!r} is not a valid date and time") from None
     return possible_time(when, f"{key}={value!r}", uri)
+
+
+#: ``YYYY-MM-DDThh:mm:ss`` with at most 6 decimals: what JSOC and most archives write.
+_PLAIN_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?")
+
+
+def _plain_iso_time(stamp: str) -> datetime | None:
+    """A plain ISO 8601 UTC time as astropy's ``Time(stamp).to_datetime()`` gives it, 300x
+    faster (a file's header is read in about a millisecond, astropy's parse took a third of
+    that); None for anything else (leap seconds, other formats), which astropy then parses."""
+    if not _PLAIN_ISO.fullmatch(stamp):
+        return None
+    try:
+        return datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc)
+    except ValueError:  # 23:59:60 or an impossible date: astropy says which
+        return None
 
 
 def possible_time(when: datetime, what: str, uri: str) -> datetime:
