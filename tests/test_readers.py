@@ -185,6 +185,11 @@ def test_hmi_like_file_rotated_by_180_degrees() -> None:
     smap = read_map(raw, "mem://sim/hmi.fits")
     assert type(smap).__name__ == "HMIMap"
     assert _sun_centre_px(smap) == pytest.approx((record.disk_x_px, record.disk_y_px))
+    from heliobench.archive.readers.images import read_geometry
+
+    geometry, _ = read_geometry(raw, "mem://sim/hmi.fits")  # over a stand-in: no plot scaling from its pixels
+    assert type(geometry).__name__ == "HMIMap" and geometry.plot_settings["norm"] is None
+    assert _sun_centre_px(geometry) == pytest.approx((record.disk_x_px, record.disk_y_px))
 
 
 KSO_CARDS = {

@@ -13,14 +13,13 @@ Polygon labels (SCSS-Net files, HEK outlines) are drawn on the native grid of th
 from __future__ import annotations
 
 import importlib
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heliobench.errors import ConfigError, ReaderError
+from heliobench.errors import ConfigError
 from heliobench.prep.image import PrepImage
 from heliobench.prep.pipeline import Pipeline
 from heliobench.specs import Member
@@ -70,23 +69,14 @@ def grid_map(uri: str, ctx: LabelContext) -> sunpy.map.GenericMap:
     """The native grid of the member's ``grid`` image, read from its header only: a Map of
     zeros with the image's shape and repaired WCS (label file ``uri`` is named when the
     member has no grid)."""
-    import sunpy.map
-
     from heliobench.archive.readers.containers import open_image
-    from heliobench.archive.readers.images import understand
+    from heliobench.archive.readers.images import geometry_map, understand
     from heliobench.storage import read_bytes
 
     if ctx.grid_uri is None:
         raise ConfigError(f"member {ctx.member.key}: label {uri} is drawn on an image's grid; set `grid:` in the card "
                           f"to the observation member it belongs to")
-    observation = understand(open_image(read_bytes(ctx.grid_uri), ctx.grid_uri))
-    zeros = np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sunpy's notes on assumed metadata
-        try:
-            return sunpy.map.Map(zeros, observation.header)
-        except Exception as exc:  # noqa: BLE001 - sunpy/astropy reject unusable WCS keywords with many types
-            raise ReaderError(ctx.grid_uri, f"the header's coordinate keywords are unusable ({type(exc).__name__}: {exc})") from None
+    return geometry_map(understand(open_image(read_bytes(ctx.grid_uri), ctx.grid_uri)))
 
 
 def registered_mask(mask: np.ndarray, native: sunpy.map.GenericMap, ctx: LabelContext) -> np.ndarray:
