@@ -19,8 +19,8 @@ needs from the parquet file, so its time includes that reading. Measured: the wa
 pair + assign_splits (fastest of 5: the 1M baseline takes a fifth of a second, within the
 machine's noise, and its first pass runs a third slower than later ones), the process's
 peak RSS over everything (Linux ``VmHWM``: imports, load, pairing, splits), against the
-in-memory size of the whole table (polars estimate, noted when the catalog is built). The largest size also runs
-under cProfile to say which call dominates.
+in-memory size of the whole table (polars estimate, noted when the catalog is built). The
+largest size also runs under cProfile to say which call dominates.
 """
 
 from __future__ import annotations
