@@ -155,6 +155,30 @@ def test_observation_time_is_astropys_whichever_path_parses_it(stamp: str) -> No
     assert observation_time({"DATE-OBS": stamp}, "mem://x.fits") == want
 
 
+def test_quiet_sunpy_nests() -> None:
+    """An inner quiet block leaves the outer one quiet, and sunpy speaks again after both."""
+    import logging
+
+    import sunpy
+
+    from heliobench.archive.readers.images import quiet_sunpy
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    sunpy.log.addHandler(handler)
+    try:
+        with quiet_sunpy():
+            with quiet_sunpy():
+                sunpy.log.warning("inner")
+            sunpy.log.warning("outer, after the inner block")
+            sunpy.log.error("an error")
+        sunpy.log.warning("after both")
+    finally:
+        sunpy.log.removeHandler(handler)
+    assert seen == ["an error", "after both"]
+
+
 @pytest.mark.parametrize("instrument, cards, channel", [("AIA", AIA_CARDS, "171"), ("HMI", HMI_CARDS, "magnetogram")])
 def test_pipeline_load_bins_while_decoding_with_the_full_maps_result(instrument: str, cards: dict, channel: str) -> None:
     """Shard writing and predict load RICE images binned as they are decoded: the same

@@ -78,7 +78,7 @@ DEMO_RUNS = (
                                "training.batch_size=2", "training.lr=0.001")),
     DemoRun("hmi_to_aia", ("targets=[aia_171, aia_193, aia_304, aia_1600]", *_NARROW_PIX2PIX)),
     # the paper's grid (a cell is 4 pixels of the 128-pixel magnetogram here); no dropout; twelve
-    # epochs, the best validation epoch kept: test AP 0.000 (DIGITS' grid, 2 epochs) -> 0.306
+    # epochs, the best validation epoch kept: test AP 0.000 (DIGITS' grid, 2 epochs) -> 0.31-0.38
     DemoRun("ar_detection", ("model.params.width=0.125", "model.params.dropout=0.0", "training.epochs=12",
                              "training.batch_size=4", "training.lr=0.003")),
     # ten epochs: about 200 steps, which the classifier needs to leave the majority class (β)

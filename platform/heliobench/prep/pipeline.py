@@ -106,10 +106,12 @@ class Pipeline:
     ) -> tuple[PrepImage, np.ndarray | None]:
         """The preprocessed image and, if given, the label ``mask`` carried along the geometric steps."""
         image = _as_image(source)
-        if image.binning != 1 and (mask is not None or image.binning != self.input_binning(image)):
-            raise PrepError(f"{image.observation}: an image binned {image.binning} x {image.binning} (with "
-                            f"{'a' if mask is not None else 'no'} label mask) does not fit this pipeline, which "
-                            f"bins its input {self.input_binning(image)} x {self.input_binning(image)}")
+        if image.binning != 1:
+            expected = self.input_binning(image)
+            if mask is not None or image.binning != expected:
+                raise PrepError(f"{image.observation}: an image binned {image.binning} x {image.binning} (with "
+                                f"{'a' if mask is not None else 'no'} label mask) does not fit this pipeline, which "
+                                f"bins its input {expected} x {expected}")
         for step in self.steps:
             if mask is not None and isinstance(step, GeometricStep):
                 mask = step.transform_label(mask, image)

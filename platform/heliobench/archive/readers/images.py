@@ -127,13 +127,16 @@ def quiet_sunpy() -> Iterator[None]:
     A filter on sunpy's logger rather than ``setLevel``: setting a level clears the cache of
     every logger in the process (hundreds under Ray), which cost more than building the Map.
     """
-    sunpy.log.addFilter(_errors_only)
+    added = _errors_only not in sunpy.log.filters  # a nested use leaves the outer one's filter in place
+    if added:
+        sunpy.log.addFilter(_errors_only)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        sunpy.log.removeFilter(_errors_only)
+        if added:
+            sunpy.log.removeFilter(_errors_only)
 
 
 def _errors_only(record: logging.LogRecord) -> bool:
