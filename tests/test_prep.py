@@ -178,8 +178,9 @@ def test_degradation_interpolates_the_factor_in_time(tmp_path):
 
 
 def test_degradation_from_aiapy_table_is_aiapys_factor_to_the_bit():
-    """The response table's factor comes from each channel's rows selected once; it is
-    exactly what aiapy.calibrate.degradation gives, errors included."""
+    """The response table's factor comes from each channel's rows selected once and held as
+    numbers; it is exactly what aiapy.calibrate.degradation gives, at random times and on
+    every epoch boundary, errors included."""
     import warnings
     from datetime import timedelta
 
@@ -190,11 +191,13 @@ def test_degradation_from_aiapy_table_is_aiapys_factor_to_the_bit():
     table = DegradationCorrection()._factors
     rng = np.random.default_rng(5)
     start = datetime(2010, 5, 1, tzinfo=timezone.utc)
+    # every epoch's start and stop, and a microsecond either side of them
+    edges = {t.to_datetime(timezone=timezone.utc) for t in (*table.table["T_START"], *table.table["T_STOP"])}
+    bounds = [t + timedelta(microseconds=d) for t in sorted(edges) for d in (-1, 0, 1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ERFA: UTC past the leap-second table
         for channel in ("94", "131", "171", "193", "211", "304", "335", "1600", "1700", "4500"):
-            for seconds in rng.uniform(0, 20 * 365 * 86400, 12):
-                when = start + timedelta(seconds=float(seconds))
+            for when in [start + timedelta(seconds=float(s)) for s in rng.uniform(0, 20 * 365 * 86400, 12)] + bounds:
                 try:
                     want = float(degradation(int(channel) * u.AA, Time(when), correction_table=table.table)[0])
                 except ValueError as exc:
@@ -680,3 +683,24 @@ def test_reader_leaves_other_compressions_to_astropy():
         image = containers.open_image(raw, "mem://x.fits")
         np.testing.assert_array_equal(image.decode(), _astropy_pixels(raw))
         np.testing.assert_array_equal(image.box_means(4), block_mean(_astropy_pixels(raw), 4))
+
+
+@pytest.mark.parametrize("keys", [
+    {"crota2": 0.0}, {"crota2": 180.0}, {"crota2": -0.137, "cdelt2": 0.61}, {"crota2": 33.3, "cdelt2": 0.599},
+    {}, {"pc1_1": 0.9, "pc1_2": -0.1, "pc2_1": 0.1, "pc2_2": 0.9, "crota2": 12.0},
+    {"cd1_1": 0.5, "cd1_2": -0.02, "cd2_1": 0.02, "cd2_2": 0.5}, {"crota2": 5.0, "cunit2": "deg", "cdelt2": 0.6 / 3600},
+])
+def test_rotation_matrix_is_sunpys_to_the_bit(keys):
+    """``from_map`` computes a CROTA2 rotation on floats; the matrix is sunpy's exactly, and
+    maps with PC/CD keywords or mixed units are sunpy's own (AIA and HMI sources too)."""
+    from heliobench.prep.image import _rotation_matrix
+
+    header = {"naxis": 2, "naxis1": 64, "naxis2": 64, "ctype1": "HPLN-TAN", "ctype2": "HPLT-TAN", "cunit1": "arcsec",
+              "cunit2": "arcsec", "cdelt1": 0.6, "cdelt2": 0.6, "crpix1": 32.5, "crpix2": 32.5, "crval1": 0.0,
+              "crval2": 0.0, "date-obs": "2017-01-01T00:00:00", "dsun_obs": 1.47e11, "hgln_obs": 0.0, "hglt_obs": 3.0}
+    header |= keys
+    for extra in ({}, {"telescop": "SDO/AIA", "instrume": "AIA_4", "wavelnth": 193, "waveunit": "angstrom"},
+                  {"telescop": "SDO/HMI", "instrume": "HMI_FRONT2", "content": "MAGNETOGRAM"}):
+        smap = sunpy.map.Map(np.zeros((64, 64), np.float32), header | extra)
+        ours = _rotation_matrix(smap, smap.scale)
+        assert np.array_equal(ours, np.asarray(smap.rotation_matrix, dtype=float)), (keys, extra, ours)

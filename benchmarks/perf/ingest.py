@@ -25,9 +25,11 @@ numbers are steady-state throughput, not Ray start-up.
   ``np.array(hdu.data)``);
 * linearity: header cataloguing of 1x, 4x and 16x days of the 1024² archive, time per file.
 
-Every measurement of the 1- and 2-CPU configurations runs in each of 3 rounds (round-robin
-over the configurations and baselines, fresh output each time) and the fastest round
-counts, since the machine may be shared; the clusters run once. The details keep all runs.
+Every measurement of the 1- and 2-CPU configurations runs twice in each of 3 rounds
+(round-robin over the configurations and baselines, fresh output each time) and the fastest
+of its 6 runs counts, since the machine may be shared (on a busy host one 3-second shard
+stage took from 0.76 to 1.06 of the decode ceiling's time in consecutive rounds); the
+clusters run in the first round only. The details keep all runs.
 ``ray.timeline()`` gives, per stage, the seconds workers spent executing tasks and
 deserialising arguments, so the details say how busy the workers were: busy = execute /
 (wall x CPUs); ``/proc`` gives the CPU seconds of the driver and every Ray process per
@@ -50,7 +52,7 @@ from common import row
 #: machine has: that row shows what extra raylets and transfers between object stores cost).
 SIZES = {
     "full": {"configs": [(1, 1), (1, 2), (2, 1), (4, 1)], "big_days": 2, "small_days": 16, "linearity_days": [1, 4, 16],
-             "size_px": 256, "warmup": True, "repeats": 1, "rounds": 3, "cluster_rounds": 1, "sets": ("big", "small"),
+             "size_px": 256, "warmup": True, "repeats": 2, "rounds": 3, "cluster_rounds": 1, "sets": ("big", "small"),
              "samples_per_shard": {"big": 1, "small": 4}},
     "tiny": {"configs": [(1, 2)], "big_days": 1, "small_days": 1, "linearity_days": [1, 2], "size_px": 16, "warmup": False,
              "repeats": 1, "rounds": 1, "cluster_rounds": 1, "sets": ("big",), "samples_per_shard": {"big": 1, "small": 1}},

@@ -118,53 +118,88 @@ class DegradationCorrection(Step):
 
 
 @dataclass(frozen=True)
+class _Epochs:
+    """One channel's rows of a response table, sorted by date, as plain numbers: epoch start
+    and stop as two-part Julian dates in UTC (the epoch test) and the start in TAI (the
+    elapsed time), and per row the effective area over the first row's and the polynomial."""
+
+    start_utc: tuple[np.ndarray, np.ndarray]
+    stop_utc: tuple[np.ndarray, np.ndarray]
+    start_tai: tuple[np.ndarray, np.ndarray]
+    ratio: np.ndarray
+    p1: np.ndarray
+    p2: np.ndarray
+    p3: np.ndarray
+
+
+@dataclass(frozen=True)
 class _ResponseTable:
     """An AIA response table as aiapy reads it (epochs with effective areas and polynomials)."""
 
     table: Any  # astropy QTable from aiapy.calibrate.util.get_correction_table
-    #: Per channel, the table's rows of that channel sorted by date, as aiapy selects them.
-    _channels: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Per channel, its epochs (None: the table has no rows for it).
+    _channels: dict[str, _Epochs | None] = field(default_factory=dict, compare=False, repr=False)
 
     def factor(self, channel: str, when: datetime) -> float:
         """aiapy's degradation factor; ValueError naming what the table lacks.
 
         :func:`aiapy.calibrate.degradation` selects and copies a channel's rows of the
-        table for every image, which costs more than registering a 1024² image; here
-        each channel's rows are selected once (``aiapy.calibrate.util``'s
-        ``_select_epoch_from_correction_table``, which aiapy's function calls) and its
-        formula is evaluated on them with the same operations, so the factor is aiapy's
-        to the last bit (tests compare both). Where aiapy would raise, aiapy runs.
+        table for every image and does its arithmetic on ``Time`` objects, which costs
+        more than registering a 1024² image. Here each channel's rows are selected once
+        (as ``aiapy.calibrate.util._select_epoch_from_correction_table`` selects them) and
+        kept as numbers (:class:`_Epochs`), and aiapy's formula runs on them with the
+        operations astropy performs: the observation's two-part Julian dates in UTC and TAI
+        come from ERFA as ``Time`` computes them, the epoch test compares them as ``Time``
+        comparisons do, the elapsed time is the TAI difference normalised by astropy's
+        ``day_frac`` as ``Time`` subtraction does. The factor is aiapy's to the
+        last bit (tests compare both, on epoch boundaries too). Where aiapy would raise,
+        aiapy runs.
         """
         import astropy.units as u
+        import erfa
         from aiapy.calibrate import degradation
         from astropy.time import Time
-        from erfa import ErfaWarning
+        from astropy.time.utils import day_frac
 
         if not channel.isdigit():
             raise ValueError(f"channel {channel!r} is not an AIA wavelength")
-        wavelength = int(channel) * u.AA
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ErfaWarning)  # UTC of times past the leap-second table
-            t = Time(when)
-            rows = self._rows(channel, wavelength)
-            in_epoch = np.flatnonzero((t >= rows["T_START"]) & (t < rows["T_STOP"])) if rows is not None else ()
+            warnings.simplefilter("ignore", erfa.ErfaWarning)  # UTC of times past the leap-second table
+            epochs = self._epochs(channel)
+            in_epoch = ()
+            if epochs is not None:
+                # Time(when)'s two-part JD in UTC and TAI, computed as astropy computes them
+                naive = when if when.tzinfo is None else (when - when.utcoffset()).replace(tzinfo=None)
+                utc1, utc2 = day_frac(*erfa.dtf2d(b"UTC", naive.year, naive.month, naive.day, naive.hour, naive.minute,
+                                                  naive.second + naive.microsecond / 1e6))
+                (s1, s2), (e1, e2) = epochs.start_utc, epochs.stop_utc
+                in_epoch = np.flatnonzero(((utc1 - s1) + (utc2 - s2) >= 0.0) & ((utc1 - e1) + (utc2 - e2) < 0.0))
             if not len(in_epoch):
-                return float(degradation(wavelength, t, correction_table=self.table)[0])  # aiapy's error
-            first, epoch = rows[0], rows[in_epoch[-1]]
-            dt = (t - epoch["T_START"]).to(u.day).value
-            ratio = np.zeros(1)
-            poly = np.zeros(1)
-            ratio[0] = epoch["EFF_AREA"] / first["EFF_AREA"]
-            poly[0] = epoch["EFFA_P1"] * dt + epoch["EFFA_P2"] * dt**2 + epoch["EFFA_P3"] * dt**3 + 1.0
-        return float(u.Quantity(poly * ratio)[0])
+                return float(degradation(int(channel) * u.AA, Time(when), correction_table=self.table)[0])  # aiapy's error
+            i = in_epoch[-1]
+            tai1, tai2 = day_frac(*erfa.utctai(utc1, utc2))
+            dt = sum(day_frac(tai1 - epochs.start_tai[0][i], tai2 - epochs.start_tai[1][i]))
+            poly = epochs.p1[i] * dt + epochs.p2[i] * dt**2 + epochs.p3[i] * dt**3 + 1.0
+        return float(poly * epochs.ratio[i])
 
-    def _rows(self, channel: str, wavelength: Any) -> Any:
-        """The channel's rows sorted by date (aiapy's selection), None when it has none."""
+    def _epochs(self, channel: str) -> _Epochs | None:
+        """The channel's rows sorted by date (aiapy's selection) as numbers, None when it has none."""
         if channel not in self._channels:
+            import astropy.units as u
+
             thin = "_THIN" if int(channel) not in (1600, 1700, 4500) else ""
-            rows = self.table[self.table["WAVE_STR"] == f"{wavelength.to_value('angstrom'):.0f}{thin}"]
+            rows = self.table[self.table["WAVE_STR"] == f"{int(channel)}{thin}"]
             rows.sort("DATE")
-            self._channels[channel] = rows if len(rows) else None
+            start, stop = rows["T_START"], rows["T_STOP"]
+            self._channels[channel] = _Epochs(
+                start_utc=(start.utc.jd1, start.utc.jd2),
+                stop_utc=(stop.utc.jd1, stop.utc.jd2),
+                start_tai=(start.tai.jd1, start.tai.jd2),
+                ratio=(rows["EFF_AREA"] / rows["EFF_AREA"][0]).to_value(u.dimensionless_unscaled),
+                p1=np.asarray(rows["EFFA_P1"], dtype=float),
+                p2=np.asarray(rows["EFFA_P2"], dtype=float),
+                p3=np.asarray(rows["EFFA_P3"], dtype=float),
+            ) if len(rows) else None
         return self._channels[channel]
 
 

@@ -124,12 +124,14 @@ class Register(GeometricStep):
             )
         plan = self._plan(image)
         labels, shares = _label_shares(mask, plan.block)
+        # every label's share sampled in one pass (the shares hold no NaN): a channel each
+        sampled = _sample(np.stack(shares), plan.coords, 1)
+        sampled[:, _off_image(plan, shares[0].shape)] = 0.0
         # argmax over the labels' shares, one label at a time: the first largest share wins, as
         # with np.argmax, at a fraction of the cost of numpy's reduction over a short outer axis
-        best = _resample(shares[0], plan, 1, 0.0)
+        best = sampled[0]
         winner, total = np.zeros(best.shape, dtype=np.intp), best.copy()
-        for index, share in enumerate(shares[1:], start=1):
-            share = _resample(share, plan, 1, 0.0)
+        for index, share in enumerate(sampled[1:], start=1):
             larger = share > best
             winner[larger], best = index, np.maximum(best, share)
             total += share
@@ -192,13 +194,19 @@ def _resample(data: np.ndarray, plan: _Resampling, order: int, cval: float) -> n
     else:
         out = _sample(np.where(nan, np.float32(0), data), plan.coords, order)
         out[_sample((~nan).astype(np.float32), plan.coords, 1) < 1 - 1e-3] = np.nan
-    extent = np.array(data.shape, dtype=float).reshape(2, 1, 1) - 0.5
-    out[np.any((plan.coords < -0.5) | (plan.coords > extent), axis=0)] = cval
+    out[_off_image(plan, data.shape)] = cval
     return out
 
 
+def _off_image(plan: _Resampling, shape: tuple[int, ...]) -> np.ndarray:
+    """Output pixels whose position lies farther than half a pixel beyond an image of ``shape``."""
+    extent = np.array(shape, dtype=float).reshape(2, 1, 1) - 0.5
+    return np.any((plan.coords < -0.5) | (plan.coords > extent), axis=0)
+
+
 def _sample(data: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
-    """``data`` at ``coords`` (spline ``order``), positions beyond the edges clamped to them.
+    """``data`` at ``coords`` (spline ``order``), positions beyond the edges clamped to them;
+    ``data`` of shape (channels, ny, nx) gives one sampled image per channel (order 1).
 
     Bilinear sampling (order 1) runs on torch's ``grid_sample`` (float32 pixels, positions
     within 2e-5 px), 8x faster than scipy's spline machinery on a 256² grid; the same
@@ -210,14 +218,14 @@ def _sample(data: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
 
     # grid_sample with align_corners: -1 and 1 are the centres of the first and last pixel; (x, y) last
     grid = np.empty((*coords.shape[1:], 2), dtype=np.float32)
-    for axis, length in enumerate(data.shape):
+    for axis, length in enumerate(data.shape[-2:]):
         np.multiply(coords[axis], 2 / max(length - 1, 1), out=grid[..., 1 - axis], casting="same_kind")
     grid -= 1
-    image = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None, None]
+    image = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).reshape(1, -1, *data.shape[-2:])
     with torch.no_grad():
         out = torch.nn.functional.grid_sample(image, torch.from_numpy(grid)[None], mode="bilinear",
                                               padding_mode="border", align_corners=True)
-    return out[0, 0].numpy()
+    return out[0].numpy().reshape(*data.shape[:-2], *coords.shape[1:])
 
 
 def _label_values(mask: np.ndarray) -> np.ndarray:

@@ -295,12 +295,20 @@ def _rice_image(raw: bytes, h: Mapping[str, Any], start: int, block: int = 1) ->
     scaled = np.empty(per_chunk * step, dtype=np.float32)
     box_rows = ny // block * block  # rows of whole boxes: the rest is not decoded
     sums = np.empty((ny // block, nx // block), dtype=np.float32)
+    # Unscaled 8/16-bit integers whose box sums stay below 2**24 are added as integers (AIA
+    # level 1): float32 holds every partial sum exactly there, so the sums are those of the
+    # float32 pixels; a chunk holding BLANK pixels (NaN in float) is added in float.
+    exact = bscale == 1 and bzero == 0 and zbitpix <= 16 and block * block << (zbitpix - 1) <= 1 << 24
     for chunk in range(0, -(-box_rows // rows_per_tile), per_chunk):
         values = stored(chunk, min(n_rows, chunk + per_chunk))
-        _scale_into(scaled[: values.size], values, bscale, bzero, blank, wide)
         first = chunk * rows_per_tile
         rows = min(values.size // nx, box_rows - first) // block * block
-        sums[first // block : (first + rows) // block] = block_sum(scaled[: rows * nx].reshape(rows, nx), block)
+        if exact and not (blank and (values == blank).any()):
+            box = block_sum(values[: rows * nx].reshape(rows, nx), block, np.int32)
+        else:
+            _scale_into(scaled[: values.size], values, bscale, bzero, blank, wide)
+            box = block_sum(scaled[: rows * nx].reshape(rows, nx), block)
+        sums[first // block : (first + rows) // block] = box
     return sums / np.float32(block * block)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from heliobench.archive.readers.containers import open_image
 from heliobench.archive.readers.formats import detect_format
 from heliobench.errors import ReaderError
+from heliobench.prep.image import PrepImage
 from heliobench.prep.labels import LabelContext
 from heliobench.storage import read_bytes
 
@@ -27,7 +28,9 @@ def encode_mask(raw: bytes, uri: str, ctx: LabelContext) -> np.ndarray:
         smap = sunpy.map.Map(stand_in, header)
     except (OSError, ValueError) as exc:
         raise ReaderError(uri, f"not a readable mask file ({exc})") from None
-    return (ctx.pipeline.apply_label(mask, smap) > 0).astype(np.uint8)
+    # the geometric steps use no time: the label's own saves sunpy parsing the header's again
+    grid = PrepImage.from_map(smap, obs_time=ctx.time)
+    return (ctx.pipeline.apply_label(mask, grid) > 0).astype(np.uint8)
 
 
 def _raster_mask_on_grid(raw: bytes, uri: str, ctx: LabelContext) -> tuple[np.ndarray, dict]:
