@@ -29,8 +29,9 @@ hands larger ones back to the kernel at once. Repeated in one process, the 1M pa
 of about 8 MB) ran on pages it already had while every 10M pass faulted 2 GB in again
 (0.05 page faults per row against 0.002-0.015, system time 0.13-0.15 s per million rows
 against 0.02-0.05), which read as 1.2-1.3x of linear; with jemalloc told to keep large
-blocks too (``_RJEM_MALLOC_CONF=oversize_threshold:0``) the repeated 10M pass ran at 0.20 s
-per million rows, the 1M pass's speed. A first pass faults its pages in at every size.
+blocks and freed pages too (``_RJEM_MALLOC_CONF=oversize_threshold:0,dirty_decay_ms:60000,
+muzzy_decay_ms:60000``) the repeated 10M pass ran at 0.20 s per million rows, the 1M pass's
+speed. A first pass faults its pages in at every size.
 """
 
 from __future__ import annotations
