@@ -232,3 +232,16 @@ def test_degradation_outside_the_table_names_the_observation(realdata):
     early = image.with_data(image.data, obs_time=image.obs_time.replace(year=2009))
     with pytest.raises(PrepError, match=r"AIA 171 2009-02-15T00:00:00: degradation table aiapy: No valid calibration epoch"):
         DegradationCorrection().apply(early)
+
+
+@pytest.mark.parametrize("path", [*AIA_FITS, EIT_FITS, "fits/hmi/resampled_hmi.fits", "fits/mdi/mdi_fd_M_96m_01d.5874.0005_s.fits",
+                                  "fits/swap/swap_lv1_20110607_063329.fits", "fits/trace/trace_1998-05-19T22:21:43.000_171_1024.fits",
+                                  *JP2.values()])
+def test_rotation_matrix_is_sunpys_on_real_files(realdata, path):
+    """``PrepImage.from_map``'s rotation (CROTA2 on floats where sunpy would use it) is sunpy's
+    matrix to the bit on every real full-disk family, as the readers hand the header to sunpy."""
+    from heliobench.prep.image import _rotation_matrix
+
+    smap = read_map((realdata / path).read_bytes(), path)
+    assert np.array_equal(_rotation_matrix(smap, smap.scale), np.asarray(smap.rotation_matrix, dtype=float)), path
+    assert PrepImage.from_map(smap).rotation_matrix == tuple(map(tuple, np.asarray(smap.rotation_matrix, dtype=float).tolist()))
