@@ -49,7 +49,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -232,19 +232,16 @@ def reader_ceiling(procs: int) -> Iterator[Callable[[list[str]], float] | None]:
     if procs < 1:
         yield None
         return
-    if procs == 1:
+    spawned = ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) if procs > 1 else None
+    with spawned or nullcontext() as pool:
+        def run(uris: list[str]) -> list[int]:
+            return list(pool.map(_reader_decode, uris, chunksize=1)) if pool else [_reader_decode(u) for u in uris]
+
         def decode(uris: list[str]) -> float:
-            _reader_decode(uris[0])
-            return common.timed(lambda: [_reader_decode(u) for u in uris])[0]
+            run([uris[0]] * 4 * procs)  # every process started and warm
+            return common.timed(lambda: run(uris))[0]
 
         yield decode
-        return
-    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        def decode_in_pool(uris: list[str]) -> float:
-            list(pool.map(_reader_decode, [uris[0]] * 4 * procs))  # every process started and warm
-            return common.timed(lambda: list(pool.map(_reader_decode, uris, chunksize=1)))[0]
-
-        yield decode_in_pool
 
 
 def sequential_child(uris: list[list[str]], keys: list[str], size_px: int, out: str, repeats: int = 1) -> dict[str, Any]:
