@@ -245,3 +245,32 @@ def test_rotation_matrix_is_sunpys_on_real_files(realdata, path):
     smap = read_map((realdata / path).read_bytes(), path)
     assert np.array_equal(_rotation_matrix(smap, smap.scale), np.asarray(smap.rotation_matrix, dtype=float)), path
     assert PrepImage.from_map(smap).rotation_matrix == tuple(map(tuple, np.asarray(smap.rotation_matrix, dtype=float).tolist()))
+
+
+@pytest.mark.parametrize("path", [*AIA_FITS, EIT_FITS, "fits/hmi/resampled_hmi.fits", "fits/mdi/mdi_fd_M_96m_01d.5874.0005_s.fits",
+                                  "fits/swap/swap_lv1_20110607_063329.fits", "fits/trace/trace_1998-05-19T22:21:43.000_171_1024.fits",
+                                  *JP2.values()])
+def test_geometry_from_the_header_is_the_maps_on_real_files(realdata, path):
+    """``PrepImage.from_observation`` (shard writing's geometry) equals ``from_map`` of the
+    geometry Map field by field on every real full-disk family; AIA and HMI FITS headers
+    are read without building the Map."""
+    import dataclasses
+
+    from heliobench.archive.readers.containers import open_image
+    from heliobench.archive.readers.images import geometry_map, understand
+    from heliobench.prep.image import _plain_geometry
+    from sunpy.map import GenericMap
+    from sunpy.map.sources import AIAMap, HMIMap
+
+    observation = understand(open_image((realdata / path).read_bytes(), path))
+    got = PrepImage.from_observation(observation)
+    want = PrepImage.from_map(geometry_map(observation), observation.instrument, observation.channel, observation.obs_time)
+    for field in dataclasses.fields(PrepImage):
+        if field.name != "data":
+            assert getattr(got, field.name) == getattr(want, field.name), (path, field.name)
+    assert got.data.shape == want.data.shape
+    from_header = _plain_geometry(observation.header, observation.instrument) is not None
+    assert from_header if path.startswith(("fits/aia", "fits/hmi")) else observation.instrument in ("AIA", "HMI") or not from_header
+    properties = ("scale", "spatial_units", "reference_pixel", "rotation_matrix", "_rotation_matrix_from_crota", "rsun_obs",
+                  "_rsun_obs_no_default", "exposure_time", "timeunit")
+    assert all(getattr(source, name) is getattr(GenericMap, name) for source in (AIAMap, HMIMap) for name in properties)

@@ -209,11 +209,39 @@ def test_hmi_like_file_rotated_by_180_degrees() -> None:
     smap = read_map(raw, "mem://sim/hmi.fits")
     assert type(smap).__name__ == "HMIMap"
     assert _sun_centre_px(smap) == pytest.approx((record.disk_x_px, record.disk_y_px))
-    from heliobench.archive.readers.images import read_geometry
+    from heliobench.archive.readers.containers import open_image
+    from heliobench.archive.readers.images import geometry_map, understand
 
-    geometry, _ = read_geometry(raw, "mem://sim/hmi.fits")  # over a stand-in: no plot scaling from its pixels
+    geometry = geometry_map(understand(open_image(raw, "mem://sim/hmi.fits")))  # over a stand-in: no plot scaling from its pixels
     assert type(geometry).__name__ == "HMIMap" and geometry.plot_settings["norm"] is None
     assert _sun_centre_px(geometry) == pytest.approx((record.disk_x_px, record.disk_y_px))
+
+
+@pytest.mark.parametrize("change, from_header", [
+    ({}, True),
+    ({"CROTA2": 179.93, "CDELT2": 9.59, "XPOSURE": 2.5}, True),  # XPOSURE before EXPTIME, as sunpy
+    ({"RSUN_OBS": None, "SOLAR_R": 960.0}, True),
+    ({"PC1_1": 0.0, "PC1_2": -1.0, "PC2_1": 1.0, "PC2_2": 0.0}, False),  # a PC matrix: sunpy reads it
+    ({"CUNIT1": "deg", "CUNIT2": "deg", "CDELT1": 9.6 / 3600, "CDELT2": 9.6 / 3600, "CRVAL1": 0.0, "CRVAL2": 0.0}, False),
+    ({"RSUN_OBS": None}, False),  # radius from DSUN_OBS
+    ({"TIMEUNIT": "ms", "EXPTIME": 2000.0}, False),
+])
+def test_geometry_from_the_header_is_the_maps(change: dict, from_header: bool) -> None:
+    """Shard writing reads a plain AIA header's geometry without building the Map: the same
+    numbers as ``from_map``; any header it does not read that way builds the Map."""
+    import dataclasses
+
+    from heliobench.archive.readers.containers import open_image
+    from heliobench.archive.readers.images import geometry_map, understand
+    from heliobench.prep.image import PrepImage, _plain_geometry
+
+    cards = {k: v for k, v in {**AIA_CARDS, **change}.items() if v is not None}
+    observation = understand(open_image(_compressed(_disk_image(), cards), "mem://sim/aia.fits"))
+    assert (_plain_geometry(observation.header, observation.instrument) is not None) == from_header
+    got = PrepImage.from_observation(observation)
+    want = PrepImage.from_map(geometry_map(observation), observation.instrument, observation.channel, observation.obs_time)
+    assert {f.name: getattr(got, f.name) for f in dataclasses.fields(PrepImage) if f.name != "data"} == \
+        {f.name: getattr(want, f.name) for f in dataclasses.fields(PrepImage) if f.name != "data"}
 
 
 KSO_CARDS = {

@@ -290,8 +290,9 @@ def _sequential_pass(uris, keys, pipelines, labels, folder) -> dict[str, Any]:
 PROFILE_PARTS = (
     ("read bytes", "heliobench/storage.py", "read_bytes", None),
     ("decode images (RICE, binned while decoded)", "readers/images.py", "decode_pixels", None),
-    ("headers + sunpy Map", "readers/images.py", "read_geometry", None),
-    ("PrepImage from the Map (sunpy WCS)", "prep/image.py", "from_map", "load"),
+    ("headers", "readers/containers.py", "open_image", "load"),
+    ("headers", "readers/images.py", "understand", "load"),
+    ("geometry (header, or sunpy Map)", "prep/image.py", "from_observation", None),
     ("preprocessing images", "prep/pipeline.py", "run", None),
     ("label files (read, Map, register)", "prep/labels/__init__.py", "encode_label", None),
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -16,6 +18,8 @@ from heliobench.archive.readers.keywords import display_scaled
 
 if TYPE_CHECKING:
     import sunpy.map
+
+    from heliobench.archive.readers.images import Observation
 
 #: Instruments whose channel is an observable (read from the header's CONTENT), not a wavelength.
 _MAGNETOGRAPHS = ("HMI", "MDI")
@@ -94,6 +98,40 @@ class PrepImage:
             display_scaled=display_scaled(smap.meta),
         )
 
+    @classmethod
+    def from_observation(cls, observation: Observation) -> PrepImage:
+        """The geometry of an observation the readers understood, over a zero-cost stand-in of
+        its pixels (:meth:`with_data` gives them): :meth:`from_map` of its geometry Map, with
+        the catalog's instrument, channel and time.
+
+        For AIA and HMI headers with helioprojective axes in arcsec, a rotation by CROTA2
+        alone, the radius in ``RSUN_OBS`` (or ``SOLAR_R``, ``RADIUS``) and an exposure in
+        seconds, the same numbers are read straight from the repaired header, as sunpy reads
+        them (AIAMap and HMIMap take these properties from GenericMap): building the Map costs
+        about 0.8 ms an image, a tenth of decoding a 1024² one. Any other header builds the Map.
+        """
+        geometry = _plain_geometry(observation.header, observation.instrument) if observation.channel else None
+        if geometry is None:
+            from heliobench.archive.readers.images import geometry_map
+
+            return cls.from_map(geometry_map(observation), observation.instrument, observation.channel, observation.obs_time)
+        scale, rotation, reference_px, reference_arcsec, rsun, exposure = geometry
+        centre = _linear_world_to_pixel(scale, rotation, reference_px, reference_arcsec, np.zeros(1), np.zeros(1))
+        return cls(
+            data=np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape),
+            scale_arcsec=scale,
+            rotation_matrix=rotation,
+            reference_px=reference_px,
+            reference_arcsec=reference_arcsec,
+            disk_center_px=(float(centre[0][0]), float(centre[1][0])),
+            rsun_arcsec=rsun,
+            obs_time=observation.obs_time,
+            instrument=observation.instrument,
+            channel=observation.channel,
+            exposure_s=exposure,
+            display_scaled=display_scaled(observation.header),
+        )
+
     @property
     def plate_scale_arcsec(self) -> float:
         """Mean plate scale (arcsec / pixel), the square root of the pixel area."""
@@ -168,9 +206,44 @@ def _rotation_matrix(smap: sunpy.map.GenericMap, scale: tuple[u.Quantity, u.Quan
              and source._rotation_matrix_from_crota is GenericMap._rotation_matrix_from_crota)
     if not plain or scale[0].unit != scale[1].unit or any(key in smap.meta for key in _MATRIX_KEYS):
         return np.asarray(smap.rotation_matrix, dtype=float)
-    lam = scale[1].value / scale[0].value
-    angle = np.deg2rad(smap.meta.get("crota2", 0))
+    return _crota_matrix(scale[0].value, scale[1].value, smap.meta.get("crota2", 0))
+
+
+def _crota_matrix(cdelt1: float, cdelt2: float, crota2: float) -> np.ndarray:
+    """sunpy's ``GenericMap._rotation_matrix_from_crota`` on floats."""
+    lam = cdelt2 / cdelt1
+    angle = np.deg2rad(crota2)
     return np.array([[np.cos(angle), -1 * lam * np.sin(angle)], [1 / lam * np.sin(angle), np.cos(angle)]])
+
+
+#: Instruments whose sunpy source (AIAMap, HMIMap, or GenericMap for a header sunpy does not
+#: place) reads scale, reference, rotation, radius and exposure as GenericMap does.
+_GENERIC_GEOMETRY = ("AIA", "HMI")
+
+
+def _plain_geometry(header: Mapping, instrument: str):
+    """Scale, rotation, reference pixel and coordinate (arcsec), radius (arcsec) and exposure
+    (s) of a header, read as sunpy's GenericMap reads them (keys in any case, as sunpy's
+    MetaDict); None where only the Map gives sunpy's numbers: another instrument, axes not
+    helioprojective or not in arcsec, a PC or CD matrix, a keyword missing or not a number,
+    no radius keyword, an exposure in other units."""
+    if instrument not in _GENERIC_GEOMETRY:
+        return None
+    meta = {str(key).lower(): value for key, value in header.items()}
+    ctypes = [str(meta.get(f"ctype{i}", "")).upper() for i in (1, 2)]
+    if not (ctypes[0].startswith("HPLN") and ctypes[1].startswith("HPLT")) or any(key in meta for key in _MATRIX_KEYS):
+        return None
+    if any(not isinstance(meta.get(key), str) or meta[key].lower() != "arcsec" for key in ("cunit1", "cunit2")):
+        return None
+    rsun = meta.get("rsun_obs", meta.get("solar_r", meta.get("radius")))
+    exposure = meta.get("xposure") or meta.get("exptime")
+    values = [meta.get(key) for key in ("cdelt1", "cdelt2", "crpix1", "crpix2", "crval1", "crval2")]
+    values += [meta.get("crota2", 0), rsun] + ([] if exposure is None else [exposure])
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values) or meta.get("timeunit", "s") != "s":
+        return None
+    cdelt1, cdelt2, crpix1, crpix2, crval1, crval2, crota2 = (float(v) for v in values[:7])
+    return ((cdelt1, cdelt2), _pair_of_pairs(_crota_matrix(cdelt1, cdelt2, crota2)), (crpix1 - 1, crpix2 - 1),
+            (crval1, crval2), float(rsun), None if exposure is None else float(exposure))
 
 
 def _pair_of_pairs(matrix: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -87,10 +87,11 @@ class Pipeline:
         :meth:`input_binning` (RICE images are averaged while they are decoded: the same
         numbers without ever holding the full-resolution image). Bad files raise
         :class:`~heliobench.errors.ReaderError` or :class:`~heliobench.prep.base.PrepError`."""
-        from heliobench.archive.readers.images import decode_pixels, read_geometry
+        from heliobench.archive.readers.containers import open_image
+        from heliobench.archive.readers.images import decode_pixels, understand
 
-        smap, observation = read_geometry(raw, uri)
-        image = PrepImage.from_map(smap, observation.instrument, observation.channel, observation.obs_time)
+        observation = understand(open_image(raw, uri))
+        image = PrepImage.from_observation(observation)
         binning = self.input_binning(image)
         return image.with_data(decode_pixels(observation.image, binning), binning=binning)
 

@@ -72,13 +72,6 @@ def read_map(raw: bytes, uri: str) -> sunpy.map.GenericMap:
     return _to_map(observation, data)
 
 
-def read_geometry(raw: bytes, uri: str) -> tuple[sunpy.map.GenericMap, Observation]:
-    """The observation's :func:`geometry_map`, and the observation, whose pixels
-    :func:`decode_pixels` gives."""
-    observation = understand(open_image(raw, uri))
-    return geometry_map(observation), observation
-
-
 def geometry_map(observation: Observation) -> sunpy.map.GenericMap:
     """The observation's Map over a zero-cost stand-in of its pixels: every keyword, no pixel
     decoded. An HMI map gets no plot normalisation: sunpy's HMIMap would otherwise set one
