@@ -221,7 +221,11 @@ def _crota_matrix(cdelt1: float, cdelt2: float, crota2: float) -> np.ndarray:
 _GENERIC_GEOMETRY = ("AIA", "HMI")
 
 
-def _plain_geometry(header: Mapping, instrument: str):
+_Geometry = tuple[tuple[float, float], tuple[tuple[float, float], tuple[float, float]], tuple[float, float],
+                  tuple[float, float], float, float | None]
+
+
+def _plain_geometry(header: Mapping, instrument: str) -> _Geometry | None:
     """Scale, rotation, reference pixel and coordinate (arcsec), radius (arcsec) and exposure
     (s) of a header, read as sunpy's GenericMap reads them (keys in any case, as sunpy's
     MetaDict); None where only the Map gives sunpy's numbers: another instrument, axes not
