@@ -82,14 +82,8 @@ class PrepImage:
         # world_to_pixel build coordinate frames, which cost more than decoding a 1024² image.
         reference_arcsec = tuple(u.Quantity(smap.meta[f"crval{i + 1}"], unit).to_value(u.arcsec)
                                  for i, unit in enumerate(smap.spatial_units))
-        centre = _linear_world_to_pixel(scale, rotation, reference_px, reference_arcsec, np.zeros(1), np.zeros(1))
-        return cls(
-            data=np.asarray(smap.data, dtype=np.float32),
-            scale_arcsec=scale,
-            rotation_matrix=rotation,
-            reference_px=reference_px,
-            reference_arcsec=reference_arcsec,
-            disk_center_px=(float(centre[0][0]), float(centre[1][0])),
+        return cls._on_wcs(
+            np.asarray(smap.data, dtype=np.float32), scale, rotation, reference_px, reference_arcsec,
             rsun_arcsec=float(smap.rsun_obs.to_value(u.arcsec)),
             obs_time=obs_time or smap.date.utc.to_datetime(timezone=timezone.utc),
             instrument=name,
@@ -115,22 +109,23 @@ class PrepImage:
             from heliobench.archive.readers.images import geometry_map
 
             return cls.from_map(geometry_map(observation), observation.instrument, observation.channel, observation.obs_time)
+        from heliobench.archive.readers.containers import stand_in
+
         scale, rotation, reference_px, reference_arcsec, rsun, exposure = geometry
-        centre = _linear_world_to_pixel(scale, rotation, reference_px, reference_arcsec, np.zeros(1), np.zeros(1))
-        return cls(
-            data=np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape),
-            scale_arcsec=scale,
-            rotation_matrix=rotation,
-            reference_px=reference_px,
-            reference_arcsec=reference_arcsec,
-            disk_center_px=(float(centre[0][0]), float(centre[1][0])),
-            rsun_arcsec=rsun,
-            obs_time=observation.obs_time,
-            instrument=observation.instrument,
-            channel=observation.channel,
-            exposure_s=exposure,
-            display_scaled=display_scaled(observation.header),
+        return cls._on_wcs(
+            stand_in(observation.image.shape), scale, rotation, reference_px, reference_arcsec, rsun_arcsec=rsun,
+            obs_time=observation.obs_time, instrument=observation.instrument, channel=observation.channel,
+            exposure_s=exposure, display_scaled=display_scaled(observation.header),
         )
+
+    @classmethod
+    def _on_wcs(cls, data: np.ndarray, scale_arcsec: tuple[float, float],
+                rotation_matrix: tuple[tuple[float, float], tuple[float, float]], reference_px: tuple[float, float],
+                reference_arcsec: tuple[float, float], **fields) -> PrepImage:
+        """An image whose disk centre follows from the linear part of its WCS (``fields``: the rest)."""
+        centre = _linear_world_to_pixel(scale_arcsec, rotation_matrix, reference_px, reference_arcsec, np.zeros(1), np.zeros(1))
+        return cls(data=data, scale_arcsec=scale_arcsec, rotation_matrix=rotation_matrix, reference_px=reference_px,
+                   reference_arcsec=reference_arcsec, disk_center_px=(float(centre[0][0]), float(centre[1][0])), **fields)
 
     @property
     def plate_scale_arcsec(self) -> float:

@@ -61,6 +61,12 @@ class ImageFile:
         return block_mean(np.asarray(self.decode(), dtype=np.float32), block)
 
 
+def stand_in(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only float32 array of zeros of ``shape`` that costs no memory: the pixels of a
+    Map or image built for its geometry only."""
+    return np.broadcast_to(np.zeros((), dtype=np.float32), shape)
+
+
 def open_image(raw: bytes, uri: str) -> ImageFile:
     """The image held by ``raw``: a FITS, gzipped FITS or JPEG 2000 file, or a PNG/JPEG
     full-disk browse image (:mod:`heliobench.archive.readers.raster`)."""

@@ -26,7 +26,7 @@ from sunpy.coordinates import frames
 
 from heliobench.archive.observation import ObservationRecord
 from heliobench.archive.readers import instruments, validation
-from heliobench.archive.readers.containers import ImageFile, open_image
+from heliobench.archive.readers.containers import ImageFile, open_image, stand_in
 from heliobench.archive.readers.keywords import (
     Header,
     display_scaled,
@@ -77,8 +77,7 @@ def geometry_map(observation: Observation) -> sunpy.map.GenericMap:
     decoded. An HMI map gets no plot normalisation: sunpy's HMIMap would otherwise set one
     from the pixels (``nanmax(abs(data))``, a 64 MB temporary and 13 ms at 4096²); other
     sources (MDIMap) need theirs."""
-    stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), observation.image.shape)
-    return _to_map(observation, stand_in, **({"plot_settings": {"norm": None}} if observation.instrument == "HMI" else {}))
+    return _to_map(observation, stand_in(observation.image.shape), **({"plot_settings": {"norm": None}} if observation.instrument == "HMI" else {}))
 
 
 def decode_pixels(image: ImageFile, binning: int = 1) -> np.ndarray:

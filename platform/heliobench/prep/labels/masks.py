@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from heliobench.archive.readers.containers import open_image
+from heliobench.archive.readers.containers import open_image, stand_in
 from heliobench.archive.readers.formats import detect_format
 from heliobench.errors import ReaderError
 from heliobench.prep.image import PrepImage
@@ -23,9 +23,8 @@ def encode_mask(raw: bytes, uri: str, ctx: LabelContext) -> np.ndarray:
         image = open_image(raw, uri)  # HelioBench's reader: RICE tiles decode faster than astropy's loop
         mask, header = np.asarray(image.decode()), image.header
     # The Map gives the geometry only: a zero-cost stand-in of the mask's shape, as for polygon labels (``grid_map``).
-    stand_in = np.broadcast_to(np.zeros((), dtype=np.float32), mask.shape)
     try:
-        smap = sunpy.map.Map(stand_in, header)
+        smap = sunpy.map.Map(stand_in(mask.shape), header)
     except (OSError, ValueError) as exc:
         raise ReaderError(uri, f"not a readable mask file ({exc})") from None
     # the geometric steps use no time: the label's own saves sunpy parsing the header's again
