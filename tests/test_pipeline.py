@@ -191,6 +191,42 @@ def test_a_one_map_job_runs_a_task_per_cpu_from_its_start(ray_session):
     assert ray.data.DataContext.get_current().op_resource_reservation_enabled  # restored after the job
 
 
+def test_freeze_imported_objects_collects_first_and_freezes_once_per_imports():
+    """Ray workers freeze what their imports made (full collections no longer walk it), after
+    collecting the garbage of the task that imported, and only when something new was imported."""
+    import gc
+    import sys
+    import types
+    import weakref
+
+    from heliobench import raysession
+
+    class Node:
+        pass
+
+    def garbage_cycle() -> weakref.ref:
+        node = Node()
+        node.self = node
+        return weakref.ref(node)
+
+    name = "_heliobench_freeze_probe"
+    try:
+        raysession.freeze_imported_objects()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        raysession.freeze_imported_objects()  # nothing imported since: no collection, no freeze
+        assert gc.get_freeze_count() == frozen
+        dead = garbage_cycle()
+        sys.modules[name] = types.ModuleType(name)  # as if a task had imported a module
+        raysession.freeze_imported_objects()
+        assert dead() is None  # collected, not frozen with the rest
+        assert gc.get_freeze_count() > frozen
+    finally:
+        sys.modules.pop(name, None)
+        gc.unfreeze()
+        raysession._modules_frozen = 0
+
+
 def test_cli_help_on_every_verb(capsys):
     from heliobench.cli import VERBS
 

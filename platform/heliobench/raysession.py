@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -81,3 +83,27 @@ def one_map_job(progress: bool) -> Iterator[None]:
         yield
     finally:
         context.enable_progress_bars, context.op_resource_reservation_enabled = before
+
+
+#: ``len(sys.modules)`` when :func:`freeze_imported_objects` last froze (0: never).
+_modules_frozen = 0
+
+
+def freeze_imported_objects() -> None:
+    """Keep the objects of the modules imported so far out of full garbage collections.
+
+    A Ray worker that has run an ingest or shard task holds about 470,000 objects (sunpy,
+    astropy, torch, pyarrow, Ray). Every full collection walks them all: 0.19 s on the
+    2-core development machine, once every few shard runs, in both workers at the same
+    moment since they run the same code, which made such a run 10 % slower. ``gc.freeze``
+    moves them to the permanent generation, where collections no longer look; objects
+    made later are collected as before, and reference counting still frees frozen ones.
+    Collects once and freezes only when modules were imported since the last call, so a
+    worker pays it after its first task of each kind and never again.
+    """
+    global _modules_frozen
+    if len(sys.modules) == _modules_frozen:
+        return
+    gc.collect()
+    gc.freeze()
+    _modules_frozen = len(sys.modules)

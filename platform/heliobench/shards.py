@@ -32,7 +32,7 @@ from heliobench.catalog.tables import write_parquet
 from heliobench.errors import HelioBenchError
 from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
 from heliobench.prep import Pipeline, default_pipeline
-from heliobench.raysession import ensure_ray, one_map_job
+from heliobench.raysession import ensure_ray, freeze_imported_objects, one_map_job
 from heliobench.specs import DatasetCard
 from heliobench.storage import filesystem, join, read_bytes, with_retries, write_bytes_atomic
 
@@ -132,6 +132,7 @@ def _write_shard(task: dict, card: DatasetCard, pipelines: dict[str, Pipeline], 
         return facts | {"uri": "", "sha256": ""}  # no shard file: a rerun tries these samples again
     data = encode_shard(task["split"], written, columns, facts["skipped"])
     write_bytes_atomic(uri, data)
+    freeze_imported_objects()
     return facts | {"uri": uri, "sha256": hashlib.sha256(data).hexdigest()}
 
 

@@ -34,7 +34,7 @@ from heliobench.catalog.sources import SourceFile, list_source, skipped_type
 from heliobench.catalog.tables import LABELS_SCHEMA, CatalogTables, load_catalog, save_catalog, table_uri
 from heliobench.errors import HelioBenchError, ReaderError
 from heliobench.failures import DEFAULT_MAX_SHARE, StageFailure, check_share, stage
-from heliobench.raysession import ensure_ray, one_map_job
+from heliobench.raysession import ensure_ray, freeze_imported_objects, one_map_job
 from heliobench.storage import read_bytes
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,9 @@ def _label_row(row: dict, label: LabelFile | ReaderError) -> dict:
 
 
 def _read_batch(batch: dict[str, np.ndarray]) -> pa.Table:
-    return pa.concat_tables([read_one(str(u), int(s), str(m)) for u, s, m in zip(batch["uri"], batch["size_bytes"], batch["stamp"])])
+    table = pa.concat_tables([read_one(str(u), int(s), str(m)) for u, s, m in zip(batch["uri"], batch["size_bytes"], batch["stamp"])])
+    freeze_imported_objects()
+    return table
 
 
 def read_files(files: list[SourceFile], progress: bool = True) -> pl.DataFrame:
