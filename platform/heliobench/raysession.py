@@ -92,10 +92,11 @@ _modules_frozen = 0
 def freeze_imported_objects() -> None:
     """Keep the objects of the modules imported so far out of full garbage collections.
 
-    A Ray worker that has run an ingest or shard task holds about 470,000 objects (sunpy,
-    astropy, torch, pyarrow, Ray). Every full collection walks them all: 0.19 s on the
-    2-core development machine, once every few shard runs, in both workers at the same
-    moment since they run the same code, which made such a run 10 % slower. ``gc.freeze``
+    A Ray worker that has run an ingest or shard task holds about 466,000 objects (sunpy,
+    astropy, torch, pyarrow, Ray). Every full collection walked them all: 0.19 s on the
+    2-core development machine, about once in eight of the bench's shard runs, in both
+    workers at the same moment since they run the same code, which made such a run 10-25 %
+    slower. ``gc.freeze``
     moves them to the permanent generation, where collections no longer look; objects
     made later are collected as before, and reference counting still frees frozen ones.
     Collects once and freezes only when modules were imported since the last call, so a
