@@ -95,8 +95,8 @@ def freeze_imported_objects() -> None:
     A Ray worker that has run an ingest or shard task holds about 466,000 objects (sunpy,
     astropy, torch, pyarrow, Ray). Every full collection walked them all: 0.19 s on the
     2-core development machine, about once in eight of the bench's shard runs, in both
-    workers at the same moment since they run the same code, which made such a run 10-25 %
-    slower. ``gc.freeze``
+    workers at the same moment since they run the same code: 0.19 s added to such a run.
+    ``gc.freeze``
     moves them to the permanent generation, where collections no longer look; objects
     made later are collected as before, and reference counting still frees frozen ones.
     Collects once and freezes only when modules were imported since the last call, so a
