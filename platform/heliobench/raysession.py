@@ -93,14 +93,13 @@ def freeze_imported_objects() -> None:
     """Keep the objects of the modules imported so far out of full garbage collections.
 
     A Ray worker that has run an ingest or shard task holds about 466,000 objects (sunpy,
-    astropy, torch, pyarrow, Ray). Every full collection walked them all: 0.19 s on the
-    2-core development machine, about once in eight of the bench's shard runs, in both
-    workers at the same moment since they run the same code: 0.19 s added to such a run.
-    ``gc.freeze``
-    moves them to the permanent generation, where collections no longer look; objects
-    made later are collected as before, and reference counting still frees frozen ones.
-    Collects once and freezes only when modules were imported since the last call, so a
-    worker pays it after its first task of each kind and never again.
+    astropy, torch, pyarrow, Ray). Every full collection walked them all: 0.19 s added to
+    about one in eight of the bench's shard runs on the 2-core development machine, in both
+    workers at the same moment since they run the same code. ``gc.freeze`` moves them to
+    the permanent generation, where collections no longer look; objects made later are
+    collected as before, and reference counting still frees frozen ones. Collects first and
+    freezes only when modules were imported since the last call, so a worker pays it after
+    its first task of each kind and never again.
     """
     global _modules_frozen
     if len(sys.modules) == _modules_frozen:
