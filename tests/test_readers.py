@@ -244,6 +244,17 @@ def test_geometry_from_the_header_is_the_maps(change: dict, from_header: bool) -
         {f.name: getattr(want, f.name) for f in dataclasses.fields(PrepImage) if f.name != "data"}
 
 
+def test_aia_and_hmi_maps_read_geometry_as_generic_map() -> None:
+    """``PrepImage.from_observation`` reads AIA and HMI geometry as GenericMap does: a sunpy
+    whose AIAMap or HMIMap overrides one of these properties fails here."""
+    from sunpy.map import GenericMap
+    from sunpy.map.sources import AIAMap, HMIMap
+
+    properties = ("scale", "spatial_units", "reference_pixel", "rotation_matrix", "_rotation_matrix_from_crota", "rsun_obs",
+                  "_rsun_obs_no_default", "exposure_time", "timeunit")
+    assert all(getattr(source, name) is getattr(GenericMap, name) for source in (AIAMap, HMIMap) for name in properties)
+
+
 KSO_CARDS = {
     "DATE-OBS": "2023-08-06T08:50:03", "ORIGIN": "KANZELHOEHE", "INSTRUME": "HA2", "WAVELNTH": 6563.0,
     "WAVEUNIT": "ANG", "EXP_TIME": 2.0, "BUNIT": "counts",
